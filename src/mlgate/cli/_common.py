@@ -1,0 +1,45 @@
+"""What every command shares: settings from global options, output, and error handling."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from mlgate.config import Settings
+from mlgate.workspace import Workspace
+
+__all__ = ["CliState", "console", "err_console", "open_workspace", "print_json", "state_of"]
+
+# soft_wrap: keys, hashes and paths must stay on one line to be copied.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass
+class CliState:
+    settings: Settings
+
+
+def state_of(ctx: typer.Context) -> CliState:
+    state = ctx.find_root().obj
+    assert isinstance(state, CliState), "the root callback sets the state"
+    return state
+
+
+@contextmanager
+def open_workspace(ctx: typer.Context) -> Iterator[Workspace]:
+    with Workspace.open(state_of(ctx).settings) as workspace:
+        yield workspace
+
+
+def print_json(value: Any) -> None:
+    """Plain JSON on stdout: no colour, no wrapping, so scripts can parse it."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()

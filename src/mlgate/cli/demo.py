@@ -1,0 +1,193 @@
+"""``mlgate demo``: an honest end-to-end tour of what mlgate does today.
+
+Everything runs on the embedded default (one SQLite file and a local artifact
+folder in a demo folder), with real models trained on scikit-learn's bundled
+breast-cancer data: no network, no servers. The demo grows as mlgate does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from mlgate.cli._common import console, state_of
+from mlgate.config import Settings
+from mlgate.errors import ConfigError
+from mlgate.ledger import merkle
+from mlgate.registry.records import Lineage
+from mlgate.workspace import Workspace
+
+_MARKER = ".mlgate-demo"
+
+
+def _fresh_folder(folder: Path) -> None:
+    if folder.exists():
+        if not (folder / _MARKER).exists():
+            raise ConfigError(
+                f"{folder} exists and was not made by `mlgate demo`; pass --dir with a new folder"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / _MARKER).write_text("made by mlgate demo; safe to delete\n", encoding="utf-8")
+
+
+def _step(number: int, text: str) -> None:
+    console.rule(f"[bold]{number}. {text}", align="left")
+
+
+def demo_command(
+    ctx: typer.Context,
+    directory: Path = typer.Option(
+        Path("mlgate-demo"), "--dir", help="Demo folder (recreated on every run)."
+    ),
+) -> None:
+    """Register two model versions, promote one, then checkpoint, prove, verify and export."""
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from skops.io import dumps
+
+    folder = directory.absolute()
+    _fresh_folder(folder)
+    settings = Settings(
+        home=folder / "home",
+        store_url=f"sqlite:///{folder / 'home' / 'mlgate.db'}",
+        actor=state_of(ctx).settings.actor,
+    )
+
+    _step(1, "mlgate init: SQLite store, artifact folder, Ed25519 ledger key")
+    report = Workspace.init(settings)
+    console.print(f"home {report.home}\nledger {report.origin}\npublic key {report.verifier_key}")
+
+    with Workspace.open(settings) as ws:
+        _step(2, "train two candidate models on scikit-learn's breast-cancer data")
+        features, labels = load_breast_cancer(return_X_y=True)
+        x_train, x_test, y_train, y_test = train_test_split(
+            features, labels, test_size=0.3, random_state=7, stratify=labels
+        )
+        fingerprint = (
+            "sha256:"
+            + hashlib.sha256(
+                np.ascontiguousarray(x_train).tobytes() + np.ascontiguousarray(y_train).tobytes()
+            ).hexdigest()
+        )
+        # skops refuses types outside its safe list unless trusted by name: we trained
+        # these models ourselves a second ago, so trusting sklearn's tree type is honest.
+        candidates = [
+            ("logistic", make_pipeline(StandardScaler(), LogisticRegression(C=0.05)), ()),
+            (
+                "boosting",
+                GradientBoostingClassifier(n_estimators=60, random_state=7),
+                ("sklearn.tree._tree.Tree",),
+            ),
+        ]
+        versions = []
+        for run_id, estimator, trusted in candidates:
+            estimator.fit(x_train, y_train)
+            accuracy = accuracy_score(y_test, estimator.predict(x_test))
+            auc = roc_auc_score(y_test, estimator.predict_proba(x_test)[:, 1])
+            version = ws.registry.register(
+                "breast-cancer",
+                dumps(estimator),
+                actor=settings.actor,
+                params={"estimator": type(estimator).__name__},
+                metrics={"accuracy": accuracy, "roc_auc": auc},
+                tags={"demo": "true"},
+                lineage=Lineage(dataset_fingerprint=fingerprint, run_id=run_id),
+                trusted_types=trusted,
+            )
+            versions.append(version)
+            console.print(
+                f"registered version {version.version} ({run_id}): accuracy {accuracy:.3f}, "
+                f"AUC {auc:.3f}, sha256 {version.sha256[:12]}..., ledger entry {version.ledger_seq}"
+            )
+
+        _step(3, "aliases: champion on v1, challenger on v2, then promote v2")
+        ws.registry.move_alias("breast-cancer", "champion", 1, actor=settings.actor)
+        ws.registry.move_alias("breast-cancer", "challenger", 2, actor=settings.actor)
+        first = ws.checkpoint()
+        console.print(f"signed checkpoint at size {first.size}")
+        promotion = ws.registry.move_alias("breast-cancer", "champion", 2, actor=settings.actor)
+        console.print(
+            f"champion: {promotion.from_version} → {promotion.to_version} "
+            f"(ledger entry {promotion.ledger_seq})"
+        )
+
+        _step(4, "load the champion: bytes re-hashed on every load, skops, never pickle")
+        champion, model = ws.registry.load("breast-cancer", "champion")
+        output = model.predict({"input": x_test[:5]})
+        console.print(f"v{champion.version} labels for 5 holdout rows: {output['label'].tolist()}")
+        console.print(f"true labels:                     {y_test[:5].tolist()}")
+
+        _step(5, "checkpoint and prove")
+        latest = ws.checkpoint()
+        console.print(latest.note.rstrip())
+        with ws.store.read() as conn:
+            size, root, path = ws.log.inclusion_proof(conn, promotion.ledger_seq)
+            entry = ws.log.entry(conn, promotion.ledger_seq)
+            _, old_root, new_root, consistency = ws.log.consistency_proof(conn, first.size)
+        included = merkle.verify_inclusion(
+            merkle.leaf_hash(entry.data), promotion.ledger_seq, size, path, root
+        )
+        consistent = merkle.verify_consistency(first.size, size, old_root, new_root, consistency)
+        console.print(
+            f"inclusion of the promotion (entry {promotion.ledger_seq}) in tree {size}: "
+            f"{len(path)} hashes, verifies: {included}"
+        )
+        console.print(
+            f"tree {first.size} is a prefix of tree {size}: {len(consistency)} hashes, "
+            f"verifies: {consistent}"
+        )
+
+        _step(6, "verify the whole ledger")
+        verified = ws.verify()
+        console.print(
+            f"OK: {verified.size} entries, {verified.nodes} nodes, "
+            f"{verified.checkpoints} checkpoints"
+        )
+
+        _step(7, "export an audit bundle and verify it without mlgate")
+        bundle = folder / "audit-bundle"
+        ws.export(bundle)
+        _run_bundle_verifier(bundle, report.verifier_key)
+
+    _step(8, "tamper with a copy: claim the champion moved to v1, not v2")
+    tampered = folder / "tampered-bundle"
+    shutil.copytree(bundle, tampered)
+    entries = tampered / "entries.jsonl"
+    lines = entries.read_bytes().split(b"\n")
+    lines[promotion.ledger_seq] = lines[promotion.ledger_seq].replace(
+        b'"version":2', b'"version":1'
+    )
+    entries.write_bytes(b"\n".join(lines))
+    _run_bundle_verifier(tampered, report.verifier_key)
+    console.rule()
+    console.print(
+        f"done. Everything lives in {folder}; try `mlgate --home {settings.home} models list`"
+    )
+
+
+def _run_bundle_verifier(bundle: Path, verifier_key: str) -> None:
+    command = [
+        sys.executable,
+        "-I",  # isolated: no user site, no PYTHONPATH, no cwd on the path
+        str(bundle / "verifier" / "verify.py"),
+        str(bundle),
+        "--public-key",
+        verifier_key,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    text = (result.stdout + result.stderr).strip()
+    colour = "green" if result.returncode == 0 else "red"
+    console.print(f"$ python -I {bundle.name}/verifier/verify.py ... → exit {result.returncode}")
+    console.print(f"[{colour}]{text}[/]")

@@ -1,0 +1,129 @@
+"""The mlgate exception tree.
+
+Every error a user can meet derives from :class:`MlgateError`, and each message
+says what was expected, what was found and what to do next. HTTP status codes do
+not live here: the serving layer maps these classes to responses in one place.
+
+::
+
+    MlgateError
+    ├── ConfigError            bad or missing settings, home not initialised
+    ├── StoreError             the database cannot be reached or is on a newer schema
+    ├── RegistryError
+    │   ├── ModelNotFoundError
+    │   ├── VersionNotFoundError
+    │   ├── AliasNotFoundError
+    │   ├── DuplicateVersionError
+    │   ├── InvalidNameError
+    │   ├── UnknownFlavorError   the file is no format mlgate can read
+    │   ├── ArtifactError        corrupt or unloadable model file
+    │   │   └── UntrustedArtifactError  skops file asks for types nobody trusted
+    │   ├── ArtifactIntegrityError      stored bytes no longer match their sha256
+    │   └── SignatureError       a signature override that does not fit
+    └── LedgerError
+        ├── LedgerIntegrityError  the log, tree or a checkpoint fails verification
+        ├── ProofError            a proof was asked for an index or size that does not exist
+        └── LedgerKeyError        signing key missing, unreadable or of the wrong kind
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AliasNotFoundError",
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ConfigError",
+    "DuplicateVersionError",
+    "InvalidNameError",
+    "LedgerError",
+    "LedgerIntegrityError",
+    "LedgerKeyError",
+    "MlgateError",
+    "ModelNotFoundError",
+    "ProofError",
+    "RegistryError",
+    "SignatureError",
+    "StoreError",
+    "UnknownFlavorError",
+    "UntrustedArtifactError",
+    "VersionNotFoundError",
+]
+
+
+class MlgateError(Exception):
+    """Root of every error mlgate raises on purpose."""
+
+
+class ConfigError(MlgateError):
+    """Settings are missing or contradict each other."""
+
+
+class StoreError(MlgateError):
+    """The state database cannot be used as asked."""
+
+
+class RegistryError(MlgateError):
+    """A model registry operation was refused."""
+
+
+class ModelNotFoundError(RegistryError):
+    pass
+
+
+class VersionNotFoundError(RegistryError):
+    pass
+
+
+class AliasNotFoundError(RegistryError):
+    pass
+
+
+class DuplicateVersionError(RegistryError):
+    pass
+
+
+class InvalidNameError(RegistryError):
+    pass
+
+
+class UnknownFlavorError(RegistryError):
+    pass
+
+
+class ArtifactError(RegistryError):
+    """A model file cannot be read as the flavor it claims to be."""
+
+
+class UntrustedArtifactError(ArtifactError):
+    """A skops file references types that were not declared trusted."""
+
+
+class ArtifactIntegrityError(RegistryError):
+    """Stored artifact bytes do not hash to the digest recorded at registration."""
+
+
+class SignatureError(RegistryError):
+    """An input/output signature is malformed or contradicts the model."""
+
+
+class LedgerError(MlgateError):
+    """A ledger operation was refused."""
+
+
+class LedgerIntegrityError(LedgerError):
+    """Verification found the log, its tree or a checkpoint altered.
+
+    ``index`` names the first bad entry when the fault can be pinned to one.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class ProofError(LedgerError):
+    """A proof was requested for an index or tree size that does not exist."""
+
+
+class LedgerKeyError(LedgerError):
+    """The checkpoint signing key is missing, unreadable or does not match."""

@@ -1,0 +1,124 @@
+"""The tables mlgate keeps, as SQLAlchemy Core objects for queries.
+
+The database itself is created and upgraded only by the versioned migrations in
+``migrations/versions``; these definitions must describe the newest revision,
+which ``tests/store/test_migrations.py`` checks against a migrated database.
+JSON columns hold small documents (signatures, params, tags) that are read
+whole and never queried inside.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "alias_history",
+    "aliases",
+    "ledger_checkpoints",
+    "ledger_entries",
+    "ledger_head",
+    "ledger_meta",
+    "ledger_nodes",
+    "metadata",
+    "model_versions",
+    "models",
+]
+
+metadata = sa.MetaData()
+
+# --- ledger -----------------------------------------------------------------
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("entry", sa.LargeBinary, nullable=False),
+)
+
+# Perfect Merkle subtrees, keyed by level << 48 | index (see mlgate.ledger.log).
+ledger_nodes = sa.Table(
+    "ledger_nodes",
+    metadata,
+    sa.Column("node_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+)
+
+# One row (id = 1): the tree size. Writers lock it to serialise appends.
+ledger_head = sa.Table(
+    "ledger_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+ledger_checkpoints = sa.Table(
+    "ledger_checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+ledger_meta = sa.Table(
+    "ledger_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# --- registry ---------------------------------------------------------------
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("name", sa.String(128), sa.ForeignKey("models.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("flavor", sa.String(32), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("signature", sa.JSON, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("lineage", sa.JSON, nullable=False),
+    sa.Column("flavor_metadata", sa.JSON, nullable=False),
+    sa.Column("trusted_types", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("ledger_seq", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("name", "sha256", name="uq_model_versions_name_sha256"),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("moved_at", sa.String(40), nullable=False),
+    sa.Column("ledger_seq", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),
+)
+
+alias_history = sa.Table(
+    "alias_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("to_version", sa.Integer, nullable=False),
+    sa.Column("moved_at", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("ledger_seq", sa.BigInteger, nullable=False),
+    sa.Index("ix_alias_history_name_alias", "name", "alias"),
+)
