@@ -146,7 +146,7 @@ class Workspace:
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = _utc_now) -> Workspace:
-        store = open_store(settings.store_url, create_parent=False)
+        store = open_store(settings.store_url, create=False)
         try:
             ensure_current(store)
             with store.read() as conn:

@@ -35,6 +35,8 @@ __all__ = [
 ENTRY_FORMAT_VERSION = 1
 _KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+# RFC 8785 serialises numbers as IEEE doubles: larger integers would lose digits.
+_MAX_SAFE_INTEGER = 2**53 - 1
 
 Scalar = str | int | bool | None
 
@@ -98,6 +100,11 @@ class LedgerEvent:
                     raise LedgerError(
                         f"field {name!r} is a float; ledger entries hold exact values only: "
                         "record a string or scaled integer instead"
+                    )
+                if isinstance(scalar, int) and abs(scalar) > _MAX_SAFE_INTEGER:
+                    raise LedgerError(
+                        f"field {name!r} = {scalar} is outside RFC 8785's exact integer range "
+                        f"(±{_MAX_SAFE_INTEGER}); record it as a string"
                     )
 
     def to_entry(self, time: datetime) -> bytes:

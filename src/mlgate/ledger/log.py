@@ -17,7 +17,7 @@ commit or roll back together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -155,18 +155,25 @@ class MerkleLog:
 
     def entries(
         self, conn: Connection, start: int = 0, stop: int | None = None, *, chunk: int = 10_000
-    ) -> Iterator[LedgerEntry]:
+    ) -> Generator[LedgerEntry, None, None]:
         """Stream entries in index order, as stored (gaps are the verifier's business)."""
         query = sa.select(ledger_entries.c.seq, ledger_entries.c.entry).where(
             ledger_entries.c.seq >= start
         )
         if stop is not None:
             query = query.where(ledger_entries.c.seq < stop)
-        result = conn.execution_options(yield_per=chunk).execute(
-            query.order_by(ledger_entries.c.seq)
+        # Per statement: Connection.execution_options() would change the caller's
+        # connection for good, turning its later executemany calls into cursor errors.
+        result = conn.execute(
+            query.order_by(ledger_entries.c.seq), execution_options={"yield_per": chunk}
         )
-        for seq, data in result:
-            yield LedgerEntry(index=int(seq), data=bytes(data))
+        try:
+            for seq, data in result:
+                yield LedgerEntry(index=int(seq), data=bytes(data))
+        finally:
+            # A consumer that stops early (a verifier at the first bad entry) must not
+            # leave a PostgreSQL server-side cursor to be closed by the garbage collector.
+            result.close()
 
     def _fetch_nodes(
         self, conn: Connection, ids: Sequence[merkle.NodeId]

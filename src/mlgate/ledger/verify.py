@@ -9,7 +9,8 @@ It reads in streams and keeps only 32-byte hashes in memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -55,9 +56,8 @@ def verify_log(
     try:
         size = log.size(conn)
         say(f"recomputing {size} leaf hashes")
-        hashes = auditor.leaf_hashes_in_order(
-            (entry.index, entry.data) for entry in log.entries(conn)
-        )
+        with closing(log.entries(conn)) as entries:
+            hashes = auditor.leaf_hashes_in_order((entry.index, entry.data) for entry in entries)
         if len(hashes) != size:
             if len(hashes) < size:
                 raise auditor.VerificationFailure(
@@ -74,16 +74,14 @@ def verify_log(
         nodes = _compare_nodes(conn, levels, size)
         say("checking signed checkpoints")
         stored = list_checkpoints(conn)
-        for checkpoint in stored:
-            if checkpoint.size > size:
-                continue  # reported with its signature context by check_checkpoints
-            if levels.root_hash(checkpoint.size) != checkpoint.root_hash:
-                raise auditor.VerificationFailure(
-                    f"checkpoint #{checkpoint.id}'s stored root differs from its size's root"
-                )
-        auditor.check_checkpoints(
+        signed = auditor.check_checkpoints(
             levels, size, [(f"#{c.id}", c.note) for c in stored], verifier_key, origin
         )
+        for row, checkpoint in zip(stored, signed, strict=True):
+            if (row.size, row.root_hash) != (checkpoint.size, checkpoint.root_hash):
+                raise auditor.VerificationFailure(
+                    f"checkpoint #{row.id}'s stored size/root columns differ from its signed note"
+                )
     except auditor.VerificationFailure as exc:
         raise LedgerIntegrityError(str(exc), index=exc.index) from exc
     return VerifyReport(
@@ -91,16 +89,30 @@ def verify_log(
     )
 
 
-def _stored_nodes(conn: Connection) -> Iterator[tuple[merkle.NodeId, bytes]]:
+def _stored_nodes(conn: Connection) -> Generator[tuple[merkle.NodeId, bytes], None, None]:
     query = sa.select(ledger_nodes.c.node_id, ledger_nodes.c.hash).order_by(ledger_nodes.c.node_id)
-    for key, digest in conn.execution_options(yield_per=20_000).execute(query):
-        yield node_from_key(int(key)), bytes(digest)
+    result = conn.execute(query, execution_options={"yield_per": 20_000})
+    try:
+        for key, digest in result:
+            yield node_from_key(int(key)), bytes(digest)
+    finally:
+        result.close()
 
 
 def _compare_nodes(conn: Connection, levels: merkle.MerkleLevels, size: int) -> int:
     expected = _expected_node_count(size)
+    with closing(_stored_nodes(conn)) as stored:
+        return _compare_stored(stored, levels, size, expected)
+
+
+def _compare_stored(
+    stored: Iterator[tuple[merkle.NodeId, bytes]],
+    levels: merkle.MerkleLevels,
+    size: int,
+    expected: int,
+) -> int:
     seen = 0
-    for (level, index), digest in _stored_nodes(conn):
+    for (level, index), digest in stored:
         if level > 0 and (index + 1) << level > size or level == 0 and index >= size:
             raise auditor.VerificationFailure(
                 f"a Merkle node ({level}, {index}) is stored for entries beyond the log's end"

@@ -64,8 +64,12 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str, *, create_parent: bool = True) -> Store:
-    """Create the engine for ``url``; raise :class:`StoreError` with advice when it is unusable."""
+def open_store(url: str, *, create: bool = True) -> Store:
+    """Create the engine for ``url``; raise :class:`StoreError` with advice when it is unusable.
+
+    With ``create=False`` a missing SQLite file is an error instead of a new empty
+    database, so a mistyped --home is reported rather than silently started afresh.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -75,7 +79,7 @@ def open_store(url: str, *, create_parent: bool = True) -> Store:
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return Store(_sqlite_engine(parsed, create_parent=create_parent))
+        return Store(_sqlite_engine(parsed, create=create))
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -92,7 +96,7 @@ def open_store(url: str, *, create_parent: bool = True) -> Store:
     )
 
 
-def _sqlite_engine(url: sa.URL, *, create_parent: bool) -> Engine:
+def _sqlite_engine(url: sa.URL, *, create: bool) -> Engine:
     database = url.database
     if not database or database == ":memory:":
         raise StoreError(
@@ -100,8 +104,10 @@ def _sqlite_engine(url: sa.URL, *, create_parent: bool) -> Engine:
             "give a file path: sqlite:///PATH/mlgate.db"
         )
     path = Path(database)
-    if create_parent:
+    if create:
         path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.exists():
+        raise StoreError(f"there is no mlgate store at {path}: run `mlgate init` (or check --home)")
     engine = sa.create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")
