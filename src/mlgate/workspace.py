@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from mlgate.ledger.keys import create_key_pair, read_private_key, read_verifier_
 from mlgate.ledger.log import MerkleLog
 from mlgate.ledger.verify import VerifyReport, verify_log
 from mlgate.registry.artifacts import ArtifactStore
+from mlgate.registry.audit import audit_registry
 from mlgate.registry.service import Registry
 from mlgate.store import Store, ensure_current, open_store, upgrade
 from mlgate.store.schema import ledger_meta
@@ -191,9 +192,14 @@ class Workspace:
     def verify(
         self, public_key: str | None = None, progress: Callable[[str], None] | None = None
     ) -> VerifyReport:
+        """Verify the ledger, then the registry rows against the digests it recorded."""
         key = self.verifier_key(public_key)
         with self.store.read() as conn:
-            return verify_log(conn, self.log, key, self.origin, progress)
+            report = verify_log(conn, self.log, key, self.origin, progress)
+            if progress is not None:
+                progress("checking registry rows against their ledger entries")
+            audit = audit_registry(conn, self.log)
+        return replace(report, registry_versions=audit.versions, alias_moves=audit.alias_moves)
 
     def export(self, destination: Path) -> ExportSummary:
         """Export everything, signing a fresh checkpoint first if the log has grown."""

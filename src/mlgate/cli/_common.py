@@ -17,9 +17,16 @@ from mlgate.workspace import Workspace
 
 __all__ = ["CliState", "console", "err_console", "open_workspace", "print_json", "state_of"]
 
-# soft_wrap: keys, hashes and paths must stay on one line to be copied.
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+
+def _console(*, stderr: bool = False) -> Console:
+    """soft_wrap keeps keys, hashes and paths on one line so they can be copied; off a
+    terminal (pipes, CI logs) tables get room instead of rich's 80-column guess."""
+    on_terminal = Console(stderr=stderr).is_terminal
+    return Console(stderr=stderr, soft_wrap=True, width=None if on_terminal else 200)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 @dataclass

@@ -96,9 +96,12 @@ def demo_command(
             estimator.fit(x_train, y_train)
             accuracy = accuracy_score(y_test, estimator.predict(x_test))
             auc = roc_auc_score(y_test, estimator.predict_proba(x_test)[:, 1])
+            artifact = dumps(estimator)
+            (folder / "models").mkdir(exist_ok=True)
+            (folder / "models" / f"{run_id}.skops").write_bytes(artifact)  # for the README tour
             version = ws.registry.register(
                 "breast-cancer",
-                dumps(estimator),
+                artifact,
                 actor=settings.actor,
                 params={"estimator": type(estimator).__name__},
                 metrics={"accuracy": accuracy, "roc_auc": auc},

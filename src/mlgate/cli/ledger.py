@@ -33,7 +33,9 @@ def verify(
         return
     console.print(
         f"[bold green]OK[/] {report.size} entries, {report.nodes} Merkle nodes, "
-        f"{report.checkpoints} signed checkpoint(s); root {report.root_hash.hex()}"
+        f"{report.checkpoints} signed checkpoint(s), {report.registry_versions} model "
+        f"version(s) and {report.alias_moves} alias move(s) match their entries; "
+        f"root {report.root_hash.hex()}"
     )
 
 

@@ -33,6 +33,8 @@ class VerifyReport:
     root_hash: bytes
     nodes: int
     checkpoints: int
+    registry_versions: int = 0
+    alias_moves: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -41,6 +43,8 @@ class VerifyReport:
             "root_hash": self.root_hash.hex(),
             "nodes_checked": self.nodes,
             "checkpoints_checked": self.checkpoints,
+            "registry_versions_checked": self.registry_versions,
+            "alias_moves_checked": self.alias_moves,
         }
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from mlgate.errors import (
     AliasNotFoundError,
@@ -25,6 +25,7 @@ from mlgate.errors import (
 )
 from mlgate.ledger.events import EventKind, LedgerEvent, digest_json, format_time
 from mlgate.ledger.log import MerkleLog
+from mlgate.registry._rows import alias_move_from_row, version_from_row, version_to_row
 from mlgate.registry.artifacts import ArtifactStore
 from mlgate.registry.flavors import Inspection, LoadedModel, detect_flavor, flavor_named
 from mlgate.registry.records import (
@@ -126,7 +127,7 @@ class Registry:
                 created_by=actor,
                 ledger_seq=seq,
             )
-            conn.execute(model_versions.insert().values(**_version_row(version)))
+            conn.execute(model_versions.insert().values(**version_to_row(version)))
             appended = self._log.append(
                 conn,
                 LedgerEvent(
@@ -193,7 +194,7 @@ class Registry:
                     model_versions.c.name == name, model_versions.c.version == version
                 )
             ).one()
-            return _version_from_row(row, self._aliases_of(conn, name).get(version, ()))
+            return version_from_row(row, self._aliases_of(conn, name).get(version, ()))
 
     def versions(self, name: str) -> list[ModelVersion]:
         with self._store.read() as conn:
@@ -204,7 +205,7 @@ class Registry:
                 .where(model_versions.c.name == name)
                 .order_by(model_versions.c.version)
             )
-            return [_version_from_row(row, by_version.get(int(row.version), ())) for row in rows]
+            return [version_from_row(row, by_version.get(int(row.version), ())) for row in rows]
 
     def models(self) -> list[ModelSummary]:
         with self._store.read() as conn:
@@ -241,18 +242,7 @@ class Registry:
             if alias is not None:
                 query = query.where(alias_history.c.alias == alias)
             rows = conn.execute(query.order_by(alias_history.c.id))
-            return [
-                AliasMove(
-                    name=row.name,
-                    alias=row.alias,
-                    from_version=row.from_version,
-                    to_version=int(row.to_version),
-                    moved_at=row.moved_at,
-                    actor=row.actor,
-                    ledger_seq=int(row.ledger_seq),
-                )
-                for row in rows
-            ]
+            return [alias_move_from_row(row) for row in rows]
 
     def read_artifact(self, version: ModelVersion) -> bytes:
         """The version's bytes, re-hashed against the registered digest on every call."""
@@ -351,29 +341,3 @@ def _override_signature(inferred: Signature, override: Signature | None) -> Sign
                 f"{sorted(have)}: keep the tensor names, change only datatypes and shapes"
             )
     return override
-
-
-def _version_row(version: ModelVersion) -> dict[str, Any]:
-    record = version.record()
-    return {**record, "ledger_seq": version.ledger_seq}
-
-
-def _version_from_row(row: Row[Any], alias_names: tuple[str, ...]) -> ModelVersion:
-    return ModelVersion(
-        name=row.name,
-        version=int(row.version),
-        sha256=row.sha256,
-        flavor=row.flavor,
-        size_bytes=int(row.size_bytes),
-        signature=Signature.from_json(row.signature),
-        params=row.params,
-        metrics=row.metrics,
-        tags=row.tags,
-        lineage=Lineage.from_json(row.lineage),
-        flavor_metadata=row.flavor_metadata,
-        trusted_types=tuple(row.trusted_types),
-        created_at=row.created_at,
-        created_by=row.created_by,
-        ledger_seq=int(row.ledger_seq),
-        aliases=alias_names,
-    )
