@@ -46,6 +46,16 @@ def _set_node(ws: Workspace, node: merkle.NodeId, digest: bytes) -> None:
         )
 
 
+def _rebuild_nodes(ws: Workspace, conn: sa.Connection) -> None:
+    """What a careful attacker does after editing entries: recompute every stored hash."""
+    conn.execute(ledger_nodes.delete())
+    leaves = [merkle.leaf_hash(e.data) for e in ws.log.entries(conn)]
+    levels = merkle.MerkleLevels.from_leaf_hashes(leaves)
+    conn.execute(
+        ledger_nodes.insert(), [{"node_id": node_key(n), "hash": h} for n, h in levels.nodes()]
+    )
+
+
 def _fails_at(ws: Workspace, index: int | None, match: str) -> None:
     with pytest.raises(LedgerIntegrityError, match=match) as caught:
         ws.verify()
@@ -84,13 +94,7 @@ def test_deleted_tail_with_the_head_and_nodes_rewound(ledger: Workspace) -> None
     """Cutting the last entries consistently is still caught by the signed checkpoint."""
     with ledger.store.write() as conn:
         conn.execute(ledger_entries.delete().where(ledger_entries.c.seq >= 8))
-        conn.execute(ledger_nodes.delete())
-        leaves = [merkle.leaf_hash(e.data) for e in ledger.log.entries(conn)]
-        levels = merkle.MerkleLevels.from_leaf_hashes(leaves)
-        conn.execute(
-            ledger_nodes.insert(),
-            [{"node_id": node_key(n), "hash": h} for n, h in levels.nodes()],
-        )
+        _rebuild_nodes(ledger, conn)
         conn.execute(ledger_head.update().values(size=8))
     _fails_at(ledger, 8, "entries 8..9 were deleted")
 
@@ -100,13 +104,7 @@ def test_rewritten_history_with_recomputed_hashes(ledger: Workspace) -> None:
     with ledger.store.write() as conn:
         forged = ledger.log.entry(conn, 5).data.replace(b'"i":5', b'"i":50')
         conn.execute(ledger_entries.update().where(ledger_entries.c.seq == 5).values(entry=forged))
-        conn.execute(ledger_nodes.delete())
-        leaves = [merkle.leaf_hash(e.data) for e in ledger.log.entries(conn)]
-        levels = merkle.MerkleLevels.from_leaf_hashes(leaves)
-        conn.execute(
-            ledger_nodes.insert(),
-            [{"node_id": node_key(n), "hash": h} for n, h in levels.nodes()],
-        )
+        _rebuild_nodes(ledger, conn)
     _fails_at(ledger, None, r"an entry in 3..9 differs from what was signed")
 
 
