@@ -19,7 +19,7 @@ from mlgate.errors import ConfigError, LedgerKeyError
 from mlgate.ledger import note
 from mlgate.ledger.checkpoints import Checkpointer, StoredCheckpoint, list_checkpoints
 from mlgate.ledger.events import EventKind, LedgerEvent
-from mlgate.ledger.export import ExportSummary, export_bundle
+from mlgate.ledger.export import ExportSummary, check_destination, export_bundle
 from mlgate.ledger.keys import create_key_pair, read_private_key, read_verifier_key
 from mlgate.ledger.log import MerkleLog
 from mlgate.ledger.verify import VerifyReport, verify_log
@@ -79,10 +79,10 @@ class Workspace:
     @classmethod
     def init(cls, settings: Settings, clock: Clock = _utc_now) -> InitReport:
         """Create or upgrade everything; safe to run again and from several processes."""
-        settings.home.mkdir(parents=True, exist_ok=True)
         store = open_store(settings.store_url)
         try:
             before, after = upgrade(store)
+            settings.home.mkdir(parents=True, exist_ok=True)  # only once the store answered
             with store.write() as conn:
                 log = MerkleLog(clock)
                 log.lock_size(conn)  # serialises concurrent inits on PostgreSQL
@@ -203,6 +203,7 @@ class Workspace:
 
     def export(self, destination: Path) -> ExportSummary:
         """Export everything, signing a fresh checkpoint first if the log has grown."""
+        check_destination(destination)  # a refused export must not sign anything
         with self.store.read() as conn:
             size = self.log.size(conn)
             signed = max((c.size for c in list_checkpoints(conn)), default=-1)

@@ -49,6 +49,25 @@ def test_entries_round_trip_and_are_canonical(
     check_canonical(0, data)  # the offline verifier's stdlib check agrees with rfc8785
 
 
+def test_keys_sort_by_utf16_code_units_as_rfc8785_requires() -> None:
+    """U+E000 sorts after U+10000 by code point but before it in UTF-16: RFC 8785 wins."""
+    data = LedgerEvent(kind="a.b", actor="x", attributes={"\ue000": 1, "\U00010000": 2}).to_entry(
+        NOW
+    )
+    assert data.index("\U00010000".encode()) < data.index("\ue000".encode())
+    check_canonical(0, data)
+    swapped = data.replace("\U00010000".encode(), b"@").replace(
+        "\ue000".encode(), "\U00010000".encode()
+    )
+    with pytest.raises(VerificationFailure, match="canonical"):
+        check_canonical(0, swapped.replace(b"@", "\ue000".encode()))
+
+
+def test_floats_are_not_canonical_ledger_content() -> None:
+    with pytest.raises(VerificationFailure, match="floating-point"):
+        check_canonical(0, b'{"actor":"x","kind":"a.b","time":"t","v":1.5}')
+
+
 def test_non_canonical_bytes_are_caught_by_the_offline_check() -> None:
     good = LedgerEvent(kind="a.b", actor="x").to_entry(NOW)
     spaced = json.dumps(json.loads(good), indent=1).encode()

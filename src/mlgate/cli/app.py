@@ -57,6 +57,11 @@ def root(
     ctx.obj = CliState(Settings.resolve(home=home, store_url=store, actor=actor))
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message on one line: driver errors (libpq's, for one) embed newlines and indents."""
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
 def main() -> None:
     """Entry point: MlgateError becomes one clear line on stderr, never a traceback.
 
@@ -67,14 +72,16 @@ def main() -> None:
         app()
     except LedgerIntegrityError as exc:
         where = f" (first bad entry: {exc.index})" if exc.index is not None else ""
-        err_console.print(f"[bold red]ledger verification FAILED:[/] {escape(str(exc))}{where}")
+        err_console.print(
+            f"[bold red]ledger verification FAILED:[/] {escape(_one_line(exc))}{where}"
+        )
         sys.exit(1)
     except MlgateError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(_one_line(exc))}")
         sys.exit(1)
     except Exception as exc:  # a bug: one line for the user, not a traceback
         err_console.print(
-            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
+            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(_one_line(exc))}\n"
             "This is a bug in mlgate; please report it with the command you ran."
         )
         sys.exit(70)

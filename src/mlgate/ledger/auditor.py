@@ -64,11 +64,7 @@ def leaf_hashes_in_order(entries: Iterable[tuple[int, bytes]]) -> list[bytes]:
 
 
 def check_canonical(index: int, data: bytes) -> None:
-    """An entry must be one JSON object in RFC 8785 form with the required fields.
-
-    Entries hold no floats, so for them RFC 8785 equals sorted keys, no
-    whitespace and minimal escaping, which the standard library can reproduce.
-    """
+    """An entry must be one JSON object in RFC 8785 form with the required fields."""
     try:
         document = json.loads(data)
     except ValueError as exc:
@@ -77,7 +73,10 @@ def check_canonical(index: int, data: bytes) -> None:
         raise VerificationFailure(
             f"entry {index} lacks one of the fields {', '.join(_REQUIRED_FIELDS)}", index
         )
-    again = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        again = _canonical(document)
+    except TypeError as exc:
+        raise VerificationFailure(f"entry {index}: {exc}", index) from exc
     if again.encode("utf-8") != data:
         raise VerificationFailure(f"entry {index} is not in canonical (RFC 8785) form", index)
 
@@ -121,6 +120,23 @@ def check_checkpoints(
             )
         good_sizes.append(checkpoint.size)
     return [checkpoint for _, checkpoint in verified]
+
+
+def _canonical(value: object) -> str:
+    """RFC 8785 for the float-free documents the ledger holds, with the standard library.
+
+    Strings escape exactly as ``json.dumps(ensure_ascii=False)`` does (RFC 8785
+    section 3.2.2.2); keys sort by UTF-16 code units (section 3.2.3), which differs
+    from Python's code-point order once characters beyond U+FFFF appear.
+    """
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda item: item[0].encode("utf-16-be"))
+        return "{" + ",".join(f"{_canonical(k)}:{_canonical(v)}" for k, v in items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_canonical(item) for item in value) + "]"
+    if isinstance(value, float):
+        raise TypeError("ledger entries hold no floating-point numbers")
+    return json.dumps(value, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -196,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAILED: {exc}{where}", file=sys.stderr)
         return 1
     except (OSError, ValueError, KeyError) as exc:
-        print(f"FAILED: the bundle is incomplete or unreadable: {exc!r}", file=sys.stderr)
+        print(f"FAILED: the bundle is incomplete or unreadable: {exc}", file=sys.stderr)
         return 2
     print(
         f"OK: {summary.size} entries, {summary.checkpoints} signed checkpoint(s) verified; "

@@ -32,7 +32,7 @@ from mlgate.ledger import auditor
 from mlgate.ledger.checkpoints import list_checkpoints
 from mlgate.ledger.log import MerkleLog
 
-__all__ = ["ExportSummary", "export_bundle", "verifier_sources"]
+__all__ = ["ExportSummary", "check_destination", "export_bundle", "verifier_sources"]
 
 _IMPORT_LINE = "from mlgate.ledger import merkle, note  # bundle: import merkle, note\n"
 _BUNDLE_IMPORT = (
@@ -49,6 +49,12 @@ class ExportSummary:
     size: int
     root_hash: str
     checkpoints: int
+
+
+def check_destination(destination: Path) -> None:
+    """Refuse anything but a new or empty folder, before any work (or checkpoint) is done."""
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise LedgerError(f"{destination} exists and is not an empty folder: choose a new folder")
 
 
 def verifier_sources() -> dict[str, str]:
@@ -68,8 +74,7 @@ def export_bundle(
     conn: Connection, log: MerkleLog, destination: Path, verifier_key: str, origin: str
 ) -> ExportSummary:
     """Write entries up to the newest checkpoint, with every checkpoint up to there."""
-    if destination.exists() and any(destination.iterdir()):
-        raise LedgerError(f"{destination} exists and is not empty: choose a new folder")
+    check_destination(destination)
     checkpoints = list_checkpoints(conn)
     if not checkpoints:
         raise LedgerError("the ledger has no signed checkpoint yet: run `mlgate ledger checkpoint`")

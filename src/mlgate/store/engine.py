@@ -137,6 +137,11 @@ def check_reachable(store: Store) -> None:
             conn.exec_driver_sql("SELECT 1")
     except OperationalError as exc:
         raise StoreError(
-            f"cannot connect to the store at {store.url}: {exc.orig}. "
+            f"cannot connect to the store at {store.url}: {_one_line(exc.orig)}. "
             "Check MLGATE_STORE / --store and that the database server is running."
         ) from exc
+
+
+def _one_line(error: BaseException | None) -> str:
+    """Driver messages (libpq's) span lines with indents; errors here are one line."""
+    return " ".join(part.strip() for part in str(error).splitlines() if part.strip())
