@@ -20,10 +20,23 @@ not live here: the serving layer maps these classes to responses in one place.
     │   │   └── UntrustedArtifactError  skops file asks for types nobody trusted
     │   ├── ArtifactIntegrityError      stored bytes no longer match their sha256
     │   └── SignatureError       a signature override that does not fit
-    └── LedgerError
-        ├── LedgerIntegrityError  the log, tree or a checkpoint fails verification
-        ├── ProofError            a proof was asked for an index or size that does not exist
-        └── LedgerKeyError        signing key missing, unreadable or of the wrong kind
+    ├── LedgerError
+    │   ├── LedgerIntegrityError  the log, tree or a checkpoint fails verification
+    │   ├── ProofError            a proof was asked for an index or size that does not exist
+    │   └── LedgerKeyError        signing key missing, unreadable or of the wrong kind
+    └── ServingError
+        ├── InvalidRequestError   malformed body, wrong datatype or shape, NaN where forbidden
+        ├── EndpointNotFoundError no such endpoint, model or version
+        ├── PayloadTooLargeError  body over the size limit
+        ├── RateLimitedError      a client over its request rate
+        ├── OverloadedError       queue full or deadline unreachable: shed, retry later
+        ├── DeadlineExceededError a model did not answer in time and no fallback did
+        ├── ModelFailedError      the model raised while predicting
+        ├── PolicyError           an endpoint's traffic policy is invalid
+        ├── UnauthorizedError     no or unknown token
+        └── ForbiddenError        a token whose role may not do this
+
+The HTTP mapping of the serving family lives in ``mlgate.serving.http``.
 """
 
 from __future__ import annotations
@@ -33,17 +46,28 @@ __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
     "ConfigError",
+    "DeadlineExceededError",
     "DuplicateVersionError",
+    "EndpointNotFoundError",
+    "ForbiddenError",
     "InvalidNameError",
+    "InvalidRequestError",
     "LedgerError",
     "LedgerIntegrityError",
     "LedgerKeyError",
     "MlgateError",
+    "ModelFailedError",
     "ModelNotFoundError",
+    "OverloadedError",
+    "PayloadTooLargeError",
+    "PolicyError",
     "ProofError",
+    "RateLimitedError",
     "RegistryError",
+    "ServingError",
     "SignatureError",
     "StoreError",
+    "UnauthorizedError",
     "UnknownFlavorError",
     "UntrustedArtifactError",
     "VersionNotFoundError",
@@ -127,3 +151,53 @@ class ProofError(LedgerError):
 
 class LedgerKeyError(LedgerError):
     """The checkpoint signing key is missing, unreadable or does not match."""
+
+
+class ServingError(MlgateError):
+    """A request could not be served as asked."""
+
+
+class InvalidRequestError(ServingError):
+    """The request body or its tensors do not fit the protocol or the model's signature."""
+
+
+class EndpointNotFoundError(ServingError):
+    pass
+
+
+class PayloadTooLargeError(ServingError):
+    pass
+
+
+class RateLimitedError(ServingError):
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class OverloadedError(ServingError):
+    """Shed before compute: the queue is full or the deadline cannot be met."""
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceededError(ServingError):
+    pass
+
+
+class ModelFailedError(ServingError):
+    pass
+
+
+class PolicyError(ServingError):
+    pass
+
+
+class UnauthorizedError(ServingError):
+    pass
+
+
+class ForbiddenError(ServingError):
+    pass
