@@ -14,6 +14,10 @@ import sqlalchemy as sa
 __all__ = [
     "alias_history",
     "aliases",
+    "api_tokens",
+    "endpoint_history",
+    "endpoints",
+    "feedback",
     "ledger_checkpoints",
     "ledger_entries",
     "ledger_head",
@@ -22,6 +26,7 @@ __all__ = [
     "metadata",
     "model_versions",
     "models",
+    "prediction_log",
 ]
 
 metadata = sa.MetaData()
@@ -121,4 +126,71 @@ alias_history = sa.Table(
     sa.Column("actor", sa.String(256), nullable=False),
     sa.Column("ledger_seq", sa.BigInteger, nullable=False),
     sa.Index("ix_alias_history_name_alias", "name", "alias"),
+)
+
+# --- serving ----------------------------------------------------------------
+
+# The traffic policy clients reach under ``name``; ``revision`` grows with each deploy.
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+    sa.Column("ledger_seq", sa.BigInteger, nullable=False),
+)
+
+endpoint_history = sa.Table(
+    "endpoint_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("spec", sa.JSON, nullable=True),  # null: the endpoint was removed
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+    sa.Column("ledger_seq", sa.BigInteger, nullable=False),
+    sa.Index("ix_endpoint_history_name", "name"),
+)
+
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("endpoint", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("route", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("shadow", sa.Boolean, nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=True),
+    sa.Column("outputs", sa.JSON, nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Index("ix_prediction_log_endpoint_request", "endpoint", "request_id"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("endpoint", sa.String(128), nullable=False),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("label", sa.JSON, nullable=True),
+    sa.Column("reward", sa.Float, nullable=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Index("ix_feedback_endpoint_request", "endpoint", "request_id"),
+)
+
+# Bearer tokens: only their SHA-256 is stored, so a database leak leaks no token.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False),
 )
