@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from mlgate import __version__
-from mlgate.cli import demo, init, ledger, models
+from mlgate.cli import demo, init, ledger, models, serve
 from mlgate.cli._common import CliState, err_console
 from mlgate.config import Settings
 from mlgate.errors import LedgerIntegrityError, MlgateError
@@ -27,6 +27,10 @@ app.command("init")(init.init_command)
 app.command("demo")(demo.demo_command)
 app.add_typer(models.app, name="models")
 app.add_typer(ledger.app, name="ledger")
+app.command("serve")(serve.serve_command)
+app.command("deploy")(serve.deploy_command)
+app.add_typer(serve.endpoints_app, name="endpoints")
+app.add_typer(serve.tokens_app, name="tokens")
 
 
 def _version(value: bool) -> None:

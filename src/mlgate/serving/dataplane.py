@@ -1,0 +1,310 @@
+"""The inference path, independent of HTTP: decode, route, run, fall back, log, answer.
+
+The REST adapter (:mod:`mlgate.serving.app`) only moves bytes and headers in and
+out; everything a request goes through lives here, so it can be read in one
+sitting and driven without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from mlgate.errors import (
+    DeadlineExceededError,
+    EndpointNotFoundError,
+    InvalidRequestError,
+    MlgateError,
+    ModelFailedError,
+    OverloadedError,
+    ServingError,
+)
+from mlgate.ledger.events import format_time
+from mlgate.serving.combine import combine_majority, combine_mean, combine_weighted_mean, confidence
+from mlgate.serving.metrics import ServingMetrics
+from mlgate.serving.predlog import PredictionLogWriter, PredictionRecord
+from mlgate.serving.protocol import (
+    InferRequest,
+    check_inputs,
+    decode_infer_request,
+    encode_infer_response,
+    select_outputs,
+)
+from mlgate.serving.router import RoutePlan
+from mlgate.serving.runtime import EndpointView, ServingState, VersionRunner
+
+__all__ = ["DataPlane", "Reply", "pinned_target"]
+
+logger = logging.getLogger(__name__)
+
+Arrays = dict[str, np.ndarray[Any, Any]]
+# Headers a rule or sticky split may read, next to the request's OIP parameters.
+_ATTRIBUTE_PREFIX = "x-mlgate-"
+_MAX_REQUEST_ID = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    outputs: Arrays
+    version: str  # "3", "1+2" (ensemble), "1>2" (cascade escalated), "default"
+    status: str  # "ok" | "fallback"
+    route: str
+
+
+class DataPlane:
+    def __init__(
+        self,
+        state: ServingState,
+        metrics: ServingMetrics,
+        predlog: PredictionLogWriter,
+        *,
+        max_elements: int = 10_000_000,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.predlog = predlog
+        self.max_elements = max_elements
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def infer(
+        self, name: str, version: str | None, body: bytes, headers: Mapping[str, str]
+    ) -> Reply:
+        started = self._clock()
+        view = self.state.snapshot.endpoint(name)
+        if view.spec.auth.required:
+            self.state.snapshot.tokens.require(headers.get("authorization"), "viewer")
+        request = decode_infer_request(body, max_elements=self.max_elements)
+        request_id = request.id or uuid.uuid4().hex
+        if len(request_id) > _MAX_REQUEST_ID:
+            raise InvalidRequestError(
+                f"request id is {len(request_id)} characters; use at most {_MAX_REQUEST_ID} "
+                "(it keys the prediction log and feedback)"
+            )
+        deadline = started + view.spec.timeout_ms / 1000.0
+        plan = self._plan(view, version, request, headers)
+        inputs = check_inputs(
+            request, view.primary.signature, allow_non_finite=view.spec.allow_non_finite
+        )
+        try:
+            answer = await self._run_plan(view, plan, inputs, deadline)
+        except ServingError as exc:
+            if isinstance(exc, OverloadedError):
+                self.metrics.shed(name, "queue")
+            answer = await self._fall_back(view, plan, inputs, deadline, exc)
+        outputs = select_outputs(answer.outputs, request.outputs)
+        reply_body = encode_infer_response(
+            model_name=name, model_version=answer.version, request_id=request_id, outputs=outputs
+        )
+        elapsed = self._clock() - started
+        self.metrics.observe_request(name, answer.version, plan.mode, answer.status, elapsed)
+        self._log(view, request_id, answer, inputs, outputs, elapsed, shadow=False)
+        for target in plan.shadows:
+            self._spawn(self._shadow(view, target, request_id, inputs))
+        return Reply(
+            reply_body,
+            {
+                "x-request-id": request_id,
+                "x-mlgate-version": answer.version,
+                "x-mlgate-route": answer.route.encode("ascii", "replace").decode("ascii"),
+            },
+        )
+
+    def _plan(
+        self,
+        view: EndpointView,
+        version: str | None,
+        request: InferRequest,
+        headers: Mapping[str, str],
+    ) -> RoutePlan:
+        if version is not None:
+            return RoutePlan("single", (pinned_target(view, version),), (), (), f"pinned:{version}")
+        attributes: dict[str, Any] = {
+            key[len(_ATTRIBUTE_PREFIX) :]: value
+            for key, value in headers.items()
+            if key.startswith(_ATTRIBUTE_PREFIX)
+        }
+        attributes.update(request.parameters)
+        return view.router.route(attributes, view.router.sticky_value(attributes))
+
+    async def _run_plan(
+        self, view: EndpointView, plan: RoutePlan, inputs: Arrays, deadline: float
+    ) -> _Answer:
+        if plan.mode == "single":
+            runner = view.runner(plan.targets[0])
+            outputs = await runner.predict(inputs, deadline)
+            return _Answer(outputs, str(runner.version.version), "ok", plan.reason)
+        if plan.mode == "ensemble":
+            return await self._ensemble(view, plan, inputs, deadline)
+        return await self._cascade(view, plan, inputs, deadline)
+
+    async def _ensemble(
+        self, view: EndpointView, plan: RoutePlan, inputs: Arrays, deadline: float
+    ) -> _Answer:
+        runners = [view.runner(target) for target in plan.targets]
+        results = await asyncio.gather(*(r.predict(inputs, deadline) for r in runners))
+        spec = view.spec.route.ensemble
+        assert spec is not None, "an ensemble plan comes from an ensemble route"
+        classes = runners[0].version.flavor_metadata.get("classes")
+        targets = list(plan.targets)
+        if spec.combine == "majority":
+            combined = combine_majority(results, targets=targets)
+        elif spec.combine == "weighted_mean":
+            combined = combine_weighted_mean(
+                results, spec.weights or (), classes=classes, targets=targets
+            )
+        else:
+            combined = combine_mean(results, classes=classes, targets=targets)
+        version = "+".join(str(r.version.version) for r in runners)
+        return _Answer(combined, version, "ok", plan.reason)
+
+    async def _cascade(
+        self, view: EndpointView, plan: RoutePlan, inputs: Arrays, deadline: float
+    ) -> _Answer:
+        spec = view.spec.route.cascade
+        assert spec is not None, "a cascade plan comes from a cascade route"
+        tried: list[str] = []
+        for stage, target in zip(spec.stages, plan.targets, strict=True):
+            runner = view.runner(target)
+            outputs = await runner.predict(inputs, deadline)
+            tried.append(str(runner.version.version))
+            threshold = stage.min_confidence
+            if threshold is None or float(confidence(outputs, spec.output).min()) >= threshold:
+                route = f"{plan.reason}:stage{len(tried)}"
+                return _Answer(outputs, ">".join(tried), "ok", route)
+        raise ModelFailedError("the cascade's last stage must answer unconditionally")
+
+    async def _fall_back(
+        self,
+        view: EndpointView,
+        plan: RoutePlan,
+        inputs: Arrays,
+        deadline: float,
+        error: ServingError,
+    ) -> _Answer:
+        if not isinstance(error, DeadlineExceededError | ModelFailedError | OverloadedError):
+            raise error
+        name = view.spec.name
+        failed = ",".join(str(t) for t in plan.targets)
+        if isinstance(error, DeadlineExceededError):
+            self.metrics.timeout(name, failed)
+        elif isinstance(error, ModelFailedError):
+            self.metrics.error(name, failed, "model")
+        # A fallback gets a fresh budget: the primary already spent the request's.
+        budget = view.spec.timeout_ms / 1000.0
+        for target in plan.fallbacks:
+            if target in plan.targets:
+                continue
+            runner = view.runner(target)
+            try:
+                outputs = await runner.predict(inputs, self._clock() + budget)
+            except (DeadlineExceededError, ModelFailedError, OverloadedError):
+                continue
+            version = str(runner.version.version)
+            self.metrics.fallback(name, failed, version)
+            return _Answer(outputs, version, "fallback", f"{plan.reason}:fallback")
+        default = view.spec.fallback.default
+        if default is not None:
+            self.metrics.fallback(name, failed, "default")
+            rows = _rows(inputs)
+            outputs = {
+                k: np.asarray([v[0]] * rows if len(v) == 1 else v)
+                for k, v in default.outputs.items()
+            }
+            return _Answer(outputs, "default", "fallback", f"{plan.reason}:default")
+        raise error
+
+    async def _shadow(
+        self, view: EndpointView, target: Any, request_id: str, inputs: Arrays
+    ) -> None:
+        """Mirror a request; its answer is logged, never returned, and its failure is quiet."""
+        started = self._clock()
+        runner: VersionRunner = view.runner(target)
+        version = str(runner.version.version)
+        try:
+            outputs = await runner.predict(inputs, started + view.spec.timeout_ms / 1000.0)
+        except MlgateError as exc:
+            self.metrics.shadow(view.spec.name, version, "error")
+            logger.debug("shadow %s of %s failed: %s", version, view.spec.name, exc)
+            return
+        except Exception:  # a shadow must never hurt the process
+            self.metrics.shadow(view.spec.name, version, "error")
+            logger.exception("shadow call crashed")
+            return
+        self.metrics.shadow(view.spec.name, version, "ok")
+        answer = _Answer(outputs, version, "ok", f"shadow:{target}")
+        self._log(view, request_id, answer, inputs, outputs, self._clock() - started, shadow=True)
+
+    def _log(
+        self,
+        view: EndpointView,
+        request_id: str,
+        answer: _Answer,
+        inputs: Arrays,
+        outputs: Arrays,
+        elapsed_s: float,
+        *,
+        shadow: bool,
+    ) -> None:
+        rate = view.spec.logging.sample_rate
+        if rate <= 0.0 or (rate < 1.0 and self._rng.random() >= rate):
+            return
+        self.predlog.record(  # a full queue drops and counts the record itself
+            PredictionRecord(
+                request_id=request_id,
+                endpoint=view.spec.name,
+                version=answer.version,
+                route=answer.route,
+                status=answer.status,
+                shadow=shadow,
+                inputs={k: v.tolist() for k, v in inputs.items()},
+                outputs={k: np.asarray(v).tolist() for k, v in outputs.items()},
+                latency_ms=elapsed_s * 1000.0,
+                created_at=format_time(datetime.now(UTC)),
+            )
+        )
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for shadow calls still running (shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def pinned_target(view: EndpointView, version: str) -> str:
+    """The endpoint's target serving registry ``version``, for /versions/{v} routes."""
+    for target, runner in view.runners.items():
+        if str(runner.version.version) == version:
+            return target
+    served = sorted({str(r.version.version) for r in view.runners.values()}, key=int)
+    raise EndpointNotFoundError(
+        f"version {version} is not served under {view.spec.name!r} (served versions: "
+        f"{', '.join(served)}); call without /versions/ to follow the endpoint's policy"
+    )
+
+
+def _rows(inputs: Arrays) -> int:
+    first = next(iter(inputs.values()))
+    return int(first.shape[0]) if first.ndim else 1

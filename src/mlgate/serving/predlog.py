@@ -1,0 +1,435 @@
+"""The prediction log and client feedback: written off the hot path, read by bandits and monitors.
+
+Serving must never wait on the database, nor die with it. :meth:`PredictionLogWriter.record`
+appends to a bounded in-memory queue in O(1) on the event loop; a background task writes
+what is queued in batches (one ``executemany`` per batch, in a worker thread so the loop
+keeps serving). A full queue, or a database that stays down, costs log records, counted,
+never requests. The log is lossy by design: it feeds monitoring and bandit statistics,
+where a missing sample biases nothing. The audit trail is the ledger, not this.
+
+Feedback arrives later, keyed by the ``request_id`` the server answered with, and is joined
+to the log by ``(endpoint, request_id)``. It is not checked against the log when written:
+the prediction it refers to may still be in a writer's queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlgate.errors import InvalidRequestError
+from mlgate.ledger.events import format_time
+from mlgate.store.engine import Store
+from mlgate.store.schema import feedback, prediction_log
+
+__all__ = [
+    "FeedbackItem",
+    "PredictionLogWriter",
+    "PredictionRecord",
+    "labelled_predictions",
+    "read_predictions",
+    "record_feedback",
+    "reward_stats",
+]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+# Statuses whose row carries a prediction the client received: the only rows that can
+# earn a reward or be compared with a label ("error" and "shed" rows answered nothing).
+_SERVED = ("ok", "fallback")
+_MAX_READ_ROWS = 10_000
+# Column widths of the schema: PostgreSQL refuses a longer value, and one such record
+# would fail its whole batch, so a record that does not fit is dropped alone.
+_WIDTHS = {"request_id": 128, "endpoint": 128, "version": 64, "route": 256, "status": 16}
+
+# None must reach the database as SQL NULL ("not logged", "no label"), not as the JSON
+# document ``null`` that sa.JSON writes by default, so that IS NULL means what it says.
+_NULLABLE_JSON = sa.JSON(none_as_null=True)
+_INSERT_PREDICTIONS = prediction_log.insert().values(
+    inputs=sa.bindparam("inputs", type_=_NULLABLE_JSON),
+    outputs=sa.bindparam("outputs", type_=_NULLABLE_JSON),
+)
+_INSERT_FEEDBACK = feedback.insert().values(label=sa.bindparam("label", type_=_NULLABLE_JSON))
+_PREDICTION_COLUMNS = tuple(prediction_log.columns)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One answered (or refused) request, as the router saw it.
+
+    ``status`` is "ok", "fallback", "error" or "shed"; ``inputs``/``outputs`` are JSON-able
+    mappings of tensor name to nested lists, or None when the endpoint does not log payloads.
+    """
+
+    request_id: str
+    endpoint: str
+    version: str
+    route: str
+    status: str
+    shadow: bool
+    inputs: Mapping[str, Any] | None
+    outputs: Mapping[str, Any] | None
+    latency_ms: float
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """What a client learnt later about one prediction: its true label, a reward, or both."""
+
+    request_id: str
+    label: Any | None = None
+    reward: float | None = None
+
+
+class PredictionLogWriter:
+    """Batches prediction records into the store from a background task.
+
+    Counters are touched only on the event loop; the worker thread only converts and
+    inserts. A failed batch is retried once, at the next flush, before newer records (so
+    rows keep their order), then dropped; after a failure the writer waits a full interval
+    instead of hammering a database that is down.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.5,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1 or not flush_interval_s > 0:
+            raise ValueError(
+                "max_queue and batch_size must be at least 1 and flush_interval_s above 0, "
+                f"got {max_queue}, {batch_size}, {flush_interval_s}"
+            )
+        self._store = store
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._on_drop = on_drop
+        self._queue: deque[PredictionRecord] = deque()
+        self._retry: list[PredictionRecord] | None = None
+        # Events are made in start(), on the loop that will wait on them.
+        self._wake: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._dropped = 0
+        self._written = 0
+
+    @property
+    def dropped(self) -> int:
+        """Records lost so far: queue full, closed, unfit for the schema, or failed twice."""
+        return self._dropped
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    def record(self, record: PredictionRecord) -> bool:
+        """Queue ``record`` without blocking; False when it had to be dropped instead."""
+        if self._closing or len(self._queue) >= self._max_queue:
+            self._drop(1)
+            return False
+        self._queue.append(record)
+        if len(self._queue) >= self._batch_size and self._wake is not None:
+            self._wake.set()
+        return True
+
+    async def start(self) -> None:
+        if self._task is not None or self._closing:
+            raise RuntimeError("a PredictionLogWriter starts once, before close()")
+        self._wake, self._stop = asyncio.Event(), asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="mlgate-prediction-log")
+
+    async def close(self) -> None:
+        """Stop taking records, write (or finally drop) everything queued, then stop."""
+        self._closing = True
+        if self._task is None:
+            await self._drain()
+            return
+        assert self._wake is not None and self._stop is not None
+        self._stop.set()
+        self._wake.set()
+        await self._task
+
+    async def _run(self) -> None:
+        assert self._wake is not None and self._stop is not None
+        healthy = True
+        while not self._closing:
+            # A full batch wakes a healthy writer early; a failing one waits out the interval.
+            event = self._wake if healthy else self._stop
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), self._flush_interval_s)
+            self._wake.clear()
+            healthy = await self._flush_once()
+        await self._drain()
+
+    async def _drain(self) -> None:
+        # Ends: every pass writes, parks or drops at least one batch, and nothing new queues.
+        while self._queue or self._retry is not None:
+            await self._flush_once()
+
+    async def _flush_once(self) -> bool:
+        """Write the parked batch, then queued ones, until empty or a write fails."""
+        if self._retry is not None:
+            batch, self._retry = self._retry, None
+            if not await self._write(batch, retrying=True):
+                self._drop(len(batch))
+                return False
+        while self._queue:
+            size = min(self._batch_size, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(size)]
+            if not await self._write(batch, retrying=False):
+                self._retry = batch
+                return False
+        return True
+
+    async def _write(self, batch: list[PredictionRecord], *, retrying: bool) -> bool:
+        try:
+            rejected = await asyncio.to_thread(self._insert, batch)
+        except Exception as exc:  # any failure: the serving process must outlive the database
+            logger.warning(
+                "writing %d prediction log records to %s failed (%s); %s",
+                len(batch),
+                self._store.url,
+                _describe(exc),
+                "dropping them" if retrying else "will retry once",
+            )
+            return False
+        if rejected:
+            logger.warning(
+                "dropped %d prediction log records that do not fit the table (an id or name "
+                "too long or not a string)",
+                rejected,
+            )
+            self._drop(rejected)
+        self._written += len(batch) - rejected
+        return True
+
+    def _insert(self, batch: list[PredictionRecord]) -> int:
+        """Worker thread: one executemany in one write transaction; returns records rejected."""
+        rows = [row for record in batch if (row := _to_row(record)) is not None]
+        if rows:
+            with self._store.write() as conn:
+                conn.execute(_INSERT_PREDICTIONS, rows)
+        return len(batch) - len(rows)
+
+    def _drop(self, count: int) -> None:
+        self._dropped += count
+        if self._on_drop is not None:
+            try:
+                self._on_drop(count)
+            except Exception:  # a broken metrics hook must not break serving
+                logger.exception("the prediction log's on_drop callback failed")
+
+
+def _to_row(record: PredictionRecord) -> dict[str, Any] | None:
+    """The insert parameters of ``record``, or None when it cannot fit the table."""
+    names = {key: getattr(record, key) for key in _WIDTHS}
+    for key, value in names.items():
+        if not isinstance(value, str) or len(value) > _WIDTHS[key]:
+            return None
+    if not record.request_id:
+        return None
+    try:
+        latency_ms = float(record.latency_ms)
+    except (TypeError, ValueError):
+        return None
+    return {
+        **names,
+        "shadow": bool(record.shadow),
+        "inputs": _loggable(record.inputs),
+        "outputs": _loggable(record.outputs),
+        "latency_ms": latency_ms,
+        "created_at": str(record.created_at),
+    }
+
+
+def _loggable(payload: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The payload, or None ("not logged") when it is not strict JSON.
+
+    PostgreSQL's json type refuses NaN and infinity, which models do emit; keeping the row
+    without its payload keeps the request countable for bandits and monitoring.
+    """
+    if payload is None:
+        return None
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return payload
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming the failure, never SQLAlchemy's rendering of the bound parameters."""
+    if isinstance(exc, sa.exc.StatementError):  # its str() lists the parameters: payloads
+        if exc.orig is None:
+            return type(exc).__name__
+        exc = exc.orig
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# -- feedback and reads ---------------------------------------------------------------
+
+
+def record_feedback(
+    store: Store, endpoint: str, items: Sequence[FeedbackItem], clock: Clock
+) -> int:
+    """Validate every item, then store them all in one transaction; returns how many."""
+    _check_endpoint(endpoint)
+    rows = [_feedback_row(endpoint, index, item) for index, item in enumerate(items)]
+    if not rows:
+        return 0
+    now = format_time(clock())
+    for row in rows:
+        row["created_at"] = now
+    with store.write() as conn:
+        conn.execute(_INSERT_FEEDBACK, rows)
+    return len(rows)
+
+
+def _feedback_row(endpoint: str, index: int, item: FeedbackItem) -> dict[str, Any]:
+    where = f"feedback item {index}"
+    request_id = item.request_id
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= 128:
+        found = (
+            f"{len(request_id)} characters"
+            if isinstance(request_id, str)
+            else type(request_id).__name__
+        )
+        raise InvalidRequestError(
+            f"{where}: request_id must be the non-empty id (at most 128 characters) the "
+            f"prediction answered with, got {found}"
+        )
+    where = f"{where} (request {request_id!r})"
+    if item.label is None and item.reward is None:
+        raise InvalidRequestError(f"{where}: give a label, a reward or both; it has neither")
+    reward = item.reward
+    if reward is not None:
+        if isinstance(reward, bool) or not isinstance(reward, int | float):
+            raise InvalidRequestError(
+                f"{where}: reward must be a number, got {type(reward).__name__}"
+            )
+        if not math.isfinite(reward):
+            raise InvalidRequestError(f"{where}: reward must be a finite number, got {reward}")
+        reward = float(reward)
+    if item.label is not None:
+        try:
+            json.dumps(item.label, allow_nan=False)
+        except (TypeError, ValueError):
+            raise InvalidRequestError(
+                f"{where}: label must be JSON (string, finite number, boolean, list or "
+                f"object), got {type(item.label).__name__} that is not"
+            ) from None
+    return {"endpoint": endpoint, "request_id": request_id, "label": item.label, "reward": reward}
+
+
+def read_predictions(
+    store: Store, endpoint: str, *, limit: int = 1000, since_id: int = 0
+) -> list[dict[str, Any]]:
+    """Rows of ``endpoint`` with id above ``since_id``, oldest first: page by the last id."""
+    _check_limit(limit)
+    query = (
+        sa.select(*_PREDICTION_COLUMNS)
+        .where(prediction_log.c.endpoint == endpoint, prediction_log.c.id > since_id)
+        .order_by(prediction_log.c.id)
+        .limit(limit)
+    )
+    with store.read() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def reward_stats(store: Store, endpoint: str) -> dict[str, tuple[int, float]]:
+    """Version -> (rewards, their sum) over every feedback reward of a served prediction.
+
+    Computed in the database so that every server process's bandit sees the same totals.
+    Shadow rows are ignored (the client never saw them) and so are errors and sheds; each
+    feedback row counts once even if its request was logged twice (a retried batch).
+    """
+    observed = (
+        sa.select(feedback.c.id, feedback.c.reward, prediction_log.c.version)
+        .join_from(
+            feedback,
+            prediction_log,
+            sa.and_(
+                prediction_log.c.endpoint == feedback.c.endpoint,
+                prediction_log.c.request_id == feedback.c.request_id,
+            ),
+        )
+        .where(
+            feedback.c.endpoint == endpoint,
+            feedback.c.reward.is_not(None),
+            prediction_log.c.shadow == sa.false(),
+            prediction_log.c.status.in_(_SERVED),
+        )
+        .distinct()
+        .subquery()
+    )
+    query = sa.select(observed.c.version, sa.func.count(), sa.func.sum(observed.c.reward)).group_by(
+        observed.c.version
+    )
+    with store.read() as conn:
+        return {str(v): (int(n), float(total)) for v, n, total in conn.execute(query)}
+
+
+def labelled_predictions(store: Store, endpoint: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """The newest ``limit`` served predictions that have a label, oldest first, with ``label``.
+
+    A request labelled more than once takes its latest label. Shadow rows are included
+    (their ``shadow`` column says so): comparing a shadow with the primary is the point.
+    """
+    _check_limit(limit)
+    latest = (
+        sa.select(sa.func.max(feedback.c.id).label("id"))
+        .where(feedback.c.endpoint == endpoint, feedback.c.label.is_not(None))
+        .group_by(feedback.c.request_id)
+        .subquery()
+    )
+    labels = (
+        sa.select(feedback.c.request_id, feedback.c.label)
+        .join(latest, feedback.c.id == latest.c.id)
+        .subquery()
+    )
+    query = (
+        sa.select(*_PREDICTION_COLUMNS, labels.c.label)
+        .join_from(prediction_log, labels, prediction_log.c.request_id == labels.c.request_id)
+        .where(prediction_log.c.endpoint == endpoint, prediction_log.c.status.in_(_SERVED))
+        .order_by(prediction_log.c.id.desc())
+        .limit(limit)
+    )
+    with store.read() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+    rows.reverse()
+    return rows
+
+
+def _check_endpoint(endpoint: str) -> None:
+    if not isinstance(endpoint, str) or not 0 < len(endpoint) <= 128:
+        raise InvalidRequestError(
+            f"endpoint must be a name of 1 to 128 characters, got {endpoint!r:.140}"
+        )
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= _MAX_READ_ROWS:
+        raise InvalidRequestError(
+            f"limit must be an integer from 1 to {_MAX_READ_ROWS}, got {limit!r}; "
+            "page through longer logs with since_id"
+        )

@@ -1,0 +1,275 @@
+"""What a server process has loaded: endpoints, their routers, and one runner per version.
+
+The server answers from an immutable :class:`Snapshot`. A poller watches the
+ledger's size (every deploy, alias move and registration appends to it, so one
+cheap query notices any change from any process), builds a new snapshot off the
+event loop, and swaps it in with one assignment. Requests already running keep
+the snapshot and runners they started with, so a policy change drops nothing.
+Runners (model + batcher + circuit breaker) are reused across snapshots while
+their version and batching settings stay the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from mlgate.errors import (
+    DeadlineExceededError,
+    EndpointNotFoundError,
+    MlgateError,
+    ModelFailedError,
+    OverloadedError,
+)
+from mlgate.registry.records import ModelVersion
+from mlgate.registry.signature import Signature
+from mlgate.serving.auth import TokenCache, TokenStore
+from mlgate.serving.batcher import AdaptiveBatcher, BatchingConfig, BatchStats
+from mlgate.serving.endpoints import EndpointStore
+from mlgate.serving.predlog import reward_stats
+from mlgate.serving.resilience import CircuitBreaker, run_with_deadline
+from mlgate.serving.router import Router, Target
+from mlgate.serving.spec import EndpointSpec, default_endpoint, targets_of
+from mlgate.store.schema import aliases
+from mlgate.workspace import Workspace
+
+__all__ = ["EndpointView", "ServingState", "Snapshot", "VersionRunner"]
+
+logger = logging.getLogger(__name__)
+
+BatchObserver = Callable[[str, int, BatchStats], None]
+
+
+@dataclass(eq=False)
+class VersionRunner:
+    """One loaded model version behind its batcher and circuit breaker."""
+
+    version: ModelVersion
+    batcher: AdaptiveBatcher
+    breaker: CircuitBreaker
+
+    @property
+    def signature(self) -> Signature:
+        return self.version.signature
+
+    async def predict(
+        self, inputs: dict[str, np.ndarray[Any, Any]], deadline: float
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        label = f"{self.version.name} version {self.version.version}"
+        if not self.breaker.allow():
+            raise OverloadedError(
+                f"{label} failed repeatedly and its circuit is open; retry shortly",
+                retry_after_s=1.0,
+            )
+        try:
+            outputs = await run_with_deadline(
+                self.batcher.submit(inputs, deadline), deadline, what=label
+            )
+        except ModelFailedError:
+            self.breaker.record_failure()
+            raise
+        except DeadlineExceededError as exc:
+            # Only a call that hung past its deadline says the model is sick; a request
+            # dropped in the queue (or shed) says the server is busy.
+            if isinstance(exc.__cause__, TimeoutError):
+                self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        return outputs
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """One endpoint as this snapshot serves it."""
+
+    spec: EndpointSpec
+    router: Router
+    runners: Mapping[str, VersionRunner]  # str(target) -> runner, aliases already resolved
+    revision: int  # 0 for a zero-config endpoint
+
+    def runner(self, target: Target) -> VersionRunner:
+        return self.runners[str(target)]
+
+    @property
+    def primary(self) -> VersionRunner:
+        """The runner whose signature requests are checked against (all share inputs)."""
+        return next(iter(self.runners.values()))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    ledger_size: int
+    endpoints: Mapping[str, EndpointView]
+    tokens: TokenCache
+
+    def endpoint(self, name: str) -> EndpointView:
+        view = self.endpoints.get(name)
+        if view is None:
+            known = ", ".join(sorted(self.endpoints)) or "none yet"
+            raise EndpointNotFoundError(
+                f"no model or endpoint named {name!r} is served here (served: {known}); "
+                "register a model and set its champion alias, or deploy an endpoint"
+            )
+        return view
+
+
+@dataclass
+class ServingState:
+    """Owns the snapshot, the runners and the poller of one server process."""
+
+    workspace: Workspace
+    executor: Executor
+    poll_interval_s: float = 0.5
+    on_batch: BatchObserver | None = None
+    seed: int | None = None
+    _snapshot: Snapshot | None = None
+    _runners: dict[tuple[str, int, BatchingConfig], VersionRunner] = field(default_factory=dict)
+    _poller: asyncio.Task[None] | None = None
+    _rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        if self._snapshot is None:
+            raise OverloadedError("the server is still loading its models", retry_after_s=1.0)
+        return self._snapshot
+
+    @property
+    def ready(self) -> bool:
+        return self._snapshot is not None
+
+    async def start(self) -> None:
+        if self.seed is not None:
+            self._rng.seed(self.seed)
+        self._snapshot = await asyncio.to_thread(self.build_snapshot)
+        self._poller = asyncio.create_task(self._poll(), name="mlgate-snapshot-poller")
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        for runner in self._runners.values():
+            await runner.batcher.close()
+
+    async def refresh(self) -> None:
+        """Rebuild now (after a deploy through this process) instead of at the next poll."""
+        self._snapshot = await asyncio.to_thread(self.build_snapshot)
+
+    def queue_depths(self) -> dict[tuple[str, str], int]:
+        return {
+            (runner.version.name, str(runner.version.version)): runner.batcher.queue_depth
+            for runner in list(self._runners.values())
+        }
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                size = await asyncio.to_thread(self._ledger_size)
+                current = self._snapshot
+                if current is None or size != current.ledger_size:
+                    self._snapshot = await asyncio.to_thread(self.build_snapshot)
+                    logger.info("serving snapshot refreshed at ledger size %d", size)
+                elif any(view.router.bandit is not None for view in current.endpoints.values()):
+                    await asyncio.to_thread(self._refresh_bandits, current)
+            except Exception:  # a database hiccup must not stop serving the last snapshot
+                logger.exception("refreshing the serving snapshot failed; keeping the last one")
+
+    def _ledger_size(self) -> int:
+        with self.workspace.store.read() as conn:
+            return self.workspace.log.size(conn)
+
+    def build_snapshot(self) -> Snapshot:
+        """Read endpoints and aliases, load what they route to (blocking: run in a thread)."""
+        ws = self.workspace
+        size = self._ledger_size()
+        deployed = EndpointStore(ws.store, ws.registry, ws.log, ws.clock).deployed()
+        specs = {d.spec.name: (d.spec, d.revision) for d in deployed}
+        with ws.store.read() as conn:
+            champions = conn.execute(
+                sa.select(aliases.c.name).where(aliases.c.alias == "champion")
+            ).scalars()
+            for model in champions:
+                specs.setdefault(model, (default_endpoint(model), 0))
+        views: dict[str, EndpointView] = {}
+        for name, (spec, revision) in sorted(specs.items()):
+            try:
+                views[name] = self._view(spec, revision)
+            except MlgateError:
+                logger.exception("endpoint %r cannot be served; skipping it", name)
+        snapshot = Snapshot(size, views, TokenStore(ws.store, ws.log, ws.clock).load())
+        self._refresh_bandits(snapshot)
+        return snapshot
+
+    def _view(self, spec: EndpointSpec, revision: int) -> EndpointView:
+        batching = BatchingConfig(
+            max_batch_size=spec.batching.max_batch_size,
+            max_wait_s=spec.batching.max_wait_ms / 1000.0,
+            max_queue=spec.batching.max_queue,
+        )
+        runners: dict[str, VersionRunner] = {}
+        primary_targets = [str(t) for t in spec.route.targets()]
+        for target in sorted(
+            targets_of(spec), key=lambda t: (str(t) not in primary_targets, str(t))
+        ):
+            version = self.workspace.registry.get(spec.model, target)
+            runners[str(target)] = self._runner(version, batching, spec)
+        router = Router(spec, rng=random.Random(self._rng.random()))
+        return EndpointView(spec=spec, router=router, runners=runners, revision=revision)
+
+    def _runner(
+        self, version: ModelVersion, batching: BatchingConfig, spec: EndpointSpec
+    ) -> VersionRunner:
+        key = (version.name, version.version, batching)
+        runner = self._runners.get(key)
+        if runner is not None:
+            return runner
+        _, model = self.workspace.registry.load(version.name, version.version)
+        observer = self.on_batch
+        name, number = version.name, version.version
+
+        def on_batch(stats: BatchStats) -> None:
+            if observer is not None:
+                observer(name, number, stats)
+
+        runner = VersionRunner(
+            version=version,
+            batcher=AdaptiveBatcher(
+                model.predict, batching, self.executor, clock=time.monotonic, on_batch=on_batch
+            ),
+            breaker=CircuitBreaker(
+                failure_threshold=spec.circuit_breaker.failure_threshold,
+                reset_timeout_s=spec.circuit_breaker.reset_timeout_s,
+            ),
+        )
+        self._runners[key] = runner
+        return runner
+
+    def _refresh_bandits(self, snapshot: Snapshot) -> None:
+        """Bandit arms learn from every process's feedback: stats come from the store."""
+        for name, view in snapshot.endpoints.items():
+            bandit = view.router.bandit
+            load = getattr(bandit, "load_stats", None)
+            if load is None:
+                continue
+            by_version = reward_stats(self.workspace.store, name)
+            stats: dict[Target, tuple[int, float]] = {}
+            for target, runner in view.runners.items():
+                counted = by_version.get(str(runner.version.version))
+                if counted is not None:
+                    stats[_as_target(target)] = counted
+            load(stats)
+
+
+def _as_target(text: str) -> Target:
+    return int(text) if text.isdigit() else text

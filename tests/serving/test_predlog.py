@@ -1,0 +1,402 @@
+"""The prediction log writer and feedback on real stores, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from mlgate.errors import InvalidRequestError
+from mlgate.serving.predlog import (
+    FeedbackItem,
+    PredictionLogWriter,
+    PredictionRecord,
+    labelled_predictions,
+    read_predictions,
+    record_feedback,
+    reward_stats,
+)
+from mlgate.store import Store, open_store
+from mlgate.store.schema import feedback, prediction_log
+from mlgate.workspace import Workspace
+
+
+def _clock() -> datetime:
+    return datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _record(
+    request_id: str,
+    *,
+    endpoint: str = "iris",
+    version: str = "1",
+    status: str = "ok",
+    shadow: bool = False,
+    outputs: dict[str, Any] | None = None,
+) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=request_id,
+        endpoint=endpoint,
+        version=version,
+        route="primary",
+        status=status,
+        shadow=shadow,
+        inputs={"x": [[1.0, 2.0]]},
+        outputs={"y": [0.5]} if outputs is None else outputs,
+        latency_ms=1.25,
+        created_at="2025-01-02T03:04:05.000000Z",
+    )
+
+
+def _log(ws: Workspace, records: list[PredictionRecord]) -> None:
+    """Write through the real writer, unstarted: close() flushes in batches."""
+    writer = PredictionLogWriter(ws.store, batch_size=2)
+    for record in records:
+        assert writer.record(record)
+    asyncio.run(writer.close())
+    assert (writer.written, writer.dropped) == (len(records), 0)
+
+
+async def _until(condition: Any) -> None:
+    """Wait for a condition the writer's task will make true, bounded so a bug fails."""
+    async with asyncio.timeout(30):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+def unreachable() -> Iterator[Store]:
+    """A store whose server refuses connections at once (nothing listens on port 1)."""
+    store = open_store("postgresql+psycopg://x@127.0.0.1:1/none")
+    yield store
+    store.dispose()
+
+
+class FlakyStore(Store):
+    """The real store, whose first ``failures`` write transactions fail to connect."""
+
+    def __init__(self, store: Store, failures: int) -> None:
+        super().__init__(store.engine)
+        self.failures = failures
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise sa.exc.OperationalError("INSERT", {}, ConnectionError("connection refused"))
+        with super().write() as conn:
+            yield conn
+
+
+# -- the writer ---------------------------------------------------------------------
+
+
+def test_records_are_written_in_order_and_close_flushes(workspace: Workspace) -> None:
+    records = [_record(f"r{i}") for i in range(7)]
+
+    async def main() -> PredictionLogWriter:
+        writer = PredictionLogWriter(workspace.store, batch_size=3, flush_interval_s=0.01)
+        await writer.start()
+        for record in records:
+            assert writer.record(record)
+        await writer.close()
+        return writer
+
+    writer = asyncio.run(main())
+    assert (writer.written, writer.dropped) == (7, 0)
+    rows = read_predictions(workspace.store, "iris")
+    assert [row["request_id"] for row in rows] == [f"r{i}" for i in range(7)]
+    assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)
+    first = rows[0]
+    assert first["inputs"] == {"x": [[1.0, 2.0]]} and first["outputs"] == {"y": [0.5]}
+    assert first["shadow"] is False and first["latency_ms"] == 1.25
+    assert first["created_at"] == "2025-01-02T03:04:05.000000Z"
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_interval(workspace: Workspace) -> None:
+    async def main() -> None:
+        writer = PredictionLogWriter(workspace.store, batch_size=3, flush_interval_s=3600)
+        await writer.start()
+        for i in range(3):
+            writer.record(_record(f"r{i}"))
+        await _until(lambda: writer.written == 3)
+        writer.record(_record("r3"))
+        await writer.close()
+        assert writer.written == 4
+
+    asyncio.run(main())
+    assert len(read_predictions(workspace.store, "iris")) == 4
+
+
+def test_a_full_queue_drops_and_counts_without_blocking(workspace: Workspace) -> None:
+    drops: list[int] = []
+    writer = PredictionLogWriter(workspace.store, max_queue=2, on_drop=drops.append)
+    accepted = [writer.record(_record(f"r{i}")) for i in range(5)]
+    assert accepted == [True, True, False, False, False]
+    assert writer.dropped == 3 and drops == [1, 1, 1]
+    asyncio.run(writer.close())
+    assert writer.written == 2
+    assert [r["request_id"] for r in read_predictions(workspace.store, "iris")] == ["r0", "r1"]
+    assert writer.record(_record("late")) is False  # closed: nothing will write it
+    assert writer.dropped == 4
+
+
+def test_a_failed_batch_is_retried_once_before_newer_records(workspace: Workspace) -> None:
+    store = FlakyStore(workspace.store, failures=1)
+    writer = PredictionLogWriter(store, batch_size=2)
+    for i in range(4):
+        writer.record(_record(f"r{i}"))
+    asyncio.run(writer.close())
+    assert (writer.written, writer.dropped) == (4, 0)
+    ids = [r["request_id"] for r in read_predictions(workspace.store, "iris")]
+    assert ids == ["r0", "r1", "r2", "r3"]
+
+
+def test_a_batch_that_fails_twice_is_dropped_and_later_ones_still_written(
+    workspace: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    drops: list[int] = []
+    store = FlakyStore(workspace.store, failures=2)
+    writer = PredictionLogWriter(store, batch_size=2, on_drop=drops.append)
+    for i in range(4):
+        writer.record(_record(f"r{i}"))
+    with caplog.at_level(logging.WARNING, logger="mlgate.serving.predlog"):
+        asyncio.run(writer.close())
+    assert (writer.written, writer.dropped, drops) == (2, 2, [2])
+    assert [r["request_id"] for r in read_predictions(workspace.store, "iris")] == ["r2", "r3"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("will retry once" in m for m in messages)
+    assert any("dropping them" in m for m in messages)
+
+
+def test_an_unreachable_database_costs_records_not_the_writer(
+    unreachable: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = unreachable
+    drops: list[int] = []
+
+    async def main() -> PredictionLogWriter:
+        writer = PredictionLogWriter(
+            store, batch_size=2, flush_interval_s=0.01, on_drop=drops.append
+        )
+        await writer.start()
+        for i in range(5):
+            writer.record(_record(f"r{i}"))
+        await _until(lambda: writer.dropped >= 2)  # failed, retried, dropped: still running
+        writer.record(_record("r5"))
+        await writer.close()
+        return writer
+
+    with caplog.at_level(logging.WARNING, logger="mlgate.serving.predlog"):
+        writer = asyncio.run(main())
+    assert (writer.written, writer.dropped, sum(drops)) == (0, 6, 6)
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+    assert "OperationalError" in caplog.text
+    assert "[1.0, 2.0]" not in caplog.text  # SQLAlchemy's parameter dump stays out of logs
+
+
+def test_a_table_dropped_mid_run_does_not_crash_the_writer(workspace: Workspace) -> None:
+    async def main() -> PredictionLogWriter:
+        writer = PredictionLogWriter(workspace.store, batch_size=2, flush_interval_s=0.01)
+        await writer.start()
+        writer.record(_record("r0"))
+        writer.record(_record("r1"))
+        await _until(lambda: writer.written == 2)
+        with workspace.store.write() as conn:
+            conn.execute(sa.text("DROP TABLE prediction_log"))
+        for i in range(2, 5):
+            writer.record(_record(f"r{i}"))
+        await writer.close()
+        return writer
+
+    writer = asyncio.run(main())
+    assert (writer.written, writer.dropped) == (2, 3)
+
+
+def test_records_that_do_not_fit_are_dropped_alone(workspace: Workspace) -> None:
+    writer = PredictionLogWriter(workspace.store)
+    writer.record(_record("ok-1"))
+    writer.record(_record("x" * 129))  # PostgreSQL would refuse the whole batch for it
+    writer.record(_record("ok-2", version="v" * 65))
+    writer.record(_record("ok-3"))
+    asyncio.run(writer.close())
+    assert (writer.written, writer.dropped) == (2, 2)
+    ids = [r["request_id"] for r in read_predictions(workspace.store, "iris")]
+    assert ids == ["ok-1", "ok-3"]
+
+
+def test_a_payload_that_is_not_strict_json_is_not_logged_but_the_row_is(
+    workspace: Workspace,
+) -> None:
+    _log(workspace, [_record("nan", outputs={"y": [math.nan]}), _record("plain")])
+    rows = read_predictions(workspace.store, "iris")
+    assert [(r["request_id"], r["outputs"]) for r in rows] == [
+        ("nan", None),
+        ("plain", {"y": [0.5]}),
+    ]
+    with workspace.store.read() as conn:  # SQL NULL, not the JSON document null
+        nulls = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(prediction_log)
+            .where(prediction_log.c.outputs.is_(None))
+        ).scalar_one()
+    assert nulls == 1
+
+
+def test_a_failing_on_drop_hook_is_logged_not_raised(
+    unreachable: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_n: int) -> None:
+        raise RuntimeError("metrics are down")
+
+    writer = PredictionLogWriter(unreachable, max_queue=1, on_drop=broken)
+    writer.record(_record("r0"))
+    with caplog.at_level(logging.ERROR, logger="mlgate.serving.predlog"):
+        assert writer.record(_record("r1")) is False
+    assert writer.dropped == 1 and "on_drop" in caplog.text
+
+
+def test_settings_are_checked(unreachable: Store) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        PredictionLogWriter(unreachable, batch_size=0)
+
+
+# -- reads ---------------------------------------------------------------------------
+
+
+def test_read_predictions_pages_by_id(workspace: Workspace) -> None:
+    _log(workspace, [_record(f"r{i}") for i in range(5)] + [_record("other", endpoint="b")])
+    first = read_predictions(workspace.store, "iris", limit=2)
+    second = read_predictions(workspace.store, "iris", limit=2, since_id=first[-1]["id"])
+    third = read_predictions(workspace.store, "iris", limit=2, since_id=second[-1]["id"])
+    assert [r["request_id"] for r in first + second + third] == [f"r{i}" for i in range(5)]
+    assert read_predictions(workspace.store, "iris", since_id=third[-1]["id"]) == []
+    with pytest.raises(InvalidRequestError, match="limit must be an integer from 1"):
+        read_predictions(workspace.store, "iris", limit=0)
+
+
+# -- feedback ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (FeedbackItem("", reward=1.0), "request_id must be the non-empty id .* got 0 characters"),
+        (FeedbackItem("r" * 129, reward=1.0), "got 129 characters"),
+        (FeedbackItem(7, reward=1.0), "request_id .* got int"),  # type: ignore[arg-type]
+        (FeedbackItem("r1"), "give a label, a reward or both; it has neither"),
+        (FeedbackItem("r1", reward=math.nan), "reward must be a finite number, got nan"),
+        (FeedbackItem("r1", reward=math.inf), "reward must be a finite number, got inf"),
+        (FeedbackItem("r1", reward="1"), "reward must be a number, got str"),  # type: ignore[arg-type]
+        (FeedbackItem("r1", reward=True), "reward must be a number, got bool"),
+        (FeedbackItem("r1", label=[math.nan]), "label must be JSON"),
+        (FeedbackItem("r1", label=object()), "label must be JSON"),
+    ],
+)
+def test_bad_feedback_is_refused_before_the_database(
+    unreachable: Store, item: FeedbackItem, message: str
+) -> None:
+    good = FeedbackItem("r0", label="cat", reward=1.0)
+    with pytest.raises(InvalidRequestError, match=f"feedback item 1.*{message}"):
+        record_feedback(unreachable, "iris", [good, item], _clock)
+
+
+def test_one_bad_item_refuses_the_whole_request(workspace: Workspace) -> None:
+    items = [FeedbackItem("r0", label="cat"), FeedbackItem("r1", reward=math.nan)]
+    with pytest.raises(InvalidRequestError, match="feedback item 1 .request 'r1'."):
+        record_feedback(workspace.store, "iris", items, _clock)
+    with workspace.store.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(feedback)).scalar_one() == 0
+
+
+def test_feedback_is_stored_with_the_clock_time(workspace: Workspace) -> None:
+    items = [FeedbackItem("r0", label="cat"), FeedbackItem("r1", reward=2), FeedbackItem("r2")]
+    assert record_feedback(workspace.store, "iris", items[:2], _clock) == 2
+    assert record_feedback(workspace.store, "iris", [], _clock) == 0
+    with workspace.store.read() as conn:
+        rows = conn.execute(
+            sa.select(
+                feedback.c.request_id, feedback.c.label, feedback.c.reward, feedback.c.created_at
+            ).order_by(feedback.c.id)
+        ).all()
+    stamp = "2025-01-02T03:04:05.000000Z"
+    assert [tuple(r) for r in rows] == [("r0", "cat", None, stamp), ("r1", None, 2.0, stamp)]
+    with pytest.raises(InvalidRequestError, match="endpoint must be a name"):
+        record_feedback(workspace.store, "", items[:1], _clock)
+
+
+def test_reward_stats_join_served_non_shadow_predictions(workspace: Workspace) -> None:
+    _log(
+        workspace,
+        [
+            _record("r1", version="1"),
+            _record("r1", version="2", shadow=True),  # the client never saw version 2's answer
+            _record("r2", version="2"),
+            _record("r2", version="2"),  # logged twice (a retried batch): counts once
+            _record("r3", version="1", shadow=True),
+            _record("r4", version="1", status="error"),
+            _record("r5", version="2", status="fallback"),
+            _record("r1", version="1", endpoint="other"),
+        ],
+    )
+    record_feedback(
+        workspace.store,
+        "iris",
+        [
+            FeedbackItem("r1", reward=1.0),
+            FeedbackItem("r1", reward=0.5),
+            FeedbackItem("r2", reward=2.0),
+            FeedbackItem("r2", label="cat"),
+            FeedbackItem("r3", reward=7.0),
+            FeedbackItem("r4", reward=5.0),
+            FeedbackItem("r5", reward=3.0),
+            FeedbackItem("unknown", reward=9.0),
+        ],
+        _clock,
+    )
+    record_feedback(workspace.store, "other", [FeedbackItem("r1", reward=100.0)], _clock)
+    assert reward_stats(workspace.store, "iris") == {"1": (2, 1.5), "2": (2, 5.0)}
+    assert reward_stats(workspace.store, "other") == {"1": (1, 100.0)}
+    assert reward_stats(workspace.store, "nobody") == {}
+
+
+def test_labelled_predictions_take_the_latest_label(workspace: Workspace) -> None:
+    _log(
+        workspace,
+        [
+            _record("r1"),
+            _record("r1", version="2", shadow=True),
+            _record("r2"),
+            _record("r3"),
+            _record("r4", status="shed"),
+        ],
+    )
+    record_feedback(
+        workspace.store,
+        "iris",
+        [
+            FeedbackItem("r1", label="cat"),
+            FeedbackItem("r1", label={"class": "dog"}),
+            FeedbackItem("r1", reward=1.0),  # no label: does not hide the latest one
+            FeedbackItem("r3", label=[1, 2]),
+            FeedbackItem("r4", label="shed rows answered nothing"),
+        ],
+        _clock,
+    )
+    rows = labelled_predictions(workspace.store, "iris")
+    assert [(r["request_id"], r["version"], r["shadow"], r["label"]) for r in rows] == [
+        ("r1", "1", False, {"class": "dog"}),
+        ("r1", "2", True, {"class": "dog"}),
+        ("r3", "1", False, [1, 2]),
+    ]
+    newest = labelled_predictions(workspace.store, "iris", limit=2)
+    assert [r["request_id"] for r in newest] == ["r1", "r3"]
+    assert newest[0]["shadow"] is True
