@@ -9,9 +9,11 @@ It reads in streams and keeps only 32-byte hashes in memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from itertools import chain, islice
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -19,7 +21,7 @@ from sqlalchemy.engine import Connection
 from mlgate.errors import LedgerIntegrityError
 from mlgate.ledger import auditor, merkle
 from mlgate.ledger.checkpoints import list_checkpoints
-from mlgate.ledger.log import MerkleLog, node_from_key
+from mlgate.ledger.log import MerkleLog, _driver_chunks, node_from_key, node_key
 from mlgate.store.schema import ledger_nodes
 
 __all__ = ["VerifyReport", "verify_log"]
@@ -60,8 +62,8 @@ def verify_log(
     try:
         size = log.size(conn)
         say(f"recomputing {size} leaf hashes")
-        with closing(log.entries(conn)) as entries:
-            hashes = auditor.leaf_hashes_in_order((entry.index, entry.data) for entry in entries)
+        with closing(log._entry_chunks(conn, chunk=_CHUNK)) as chunks:
+            hashes = auditor.leaf_hashes_in_order(chain.from_iterable(chunks))
         if len(hashes) != size:
             if len(hashes) < size:
                 raise auditor.VerificationFailure(
@@ -93,20 +95,58 @@ def verify_log(
     )
 
 
-def _stored_nodes(conn: Connection) -> Generator[tuple[merkle.NodeId, bytes], None, None]:
+_CHUNK = 20_000
+
+
+def _stored_node_chunks(conn: Connection) -> Generator[Sequence[Sequence[Any]], None, None]:
+    """Raw ``(node_id, hash)`` rows in node_id order, in lists."""
     query = sa.select(ledger_nodes.c.node_id, ledger_nodes.c.hash).order_by(ledger_nodes.c.node_id)
-    result = conn.execute(query, execution_options={"yield_per": 20_000})
-    try:
-        for key, digest in result:
+    return _driver_chunks(conn, query, _CHUNK)
+
+
+def _stored_nodes(
+    chunks: Iterator[Sequence[Sequence[Any]]],
+) -> Generator[tuple[merkle.NodeId, bytes], None, None]:
+    for rows in chunks:
+        for key, digest in rows:
             yield node_from_key(int(key)), bytes(digest)
-    finally:
-        result.close()
 
 
 def _compare_nodes(conn: Connection, levels: merkle.MerkleLevels, size: int) -> int:
+    """Compare the stored nodes with the recomputed tree; see :func:`_compare_stored`.
+
+    A healthy table holds exactly the nodes of ``levels``, in the order of
+    :meth:`~merkle.MerkleLevels.nodes` when sorted by node_id, so whole chunks are
+    compared at once. The first chunk that differs in any way (a missing, extra,
+    altered or oddly typed row), and everything after it, goes through the
+    row-by-row check, which names the first fault exactly as it always has.
+    """
     expected = _expected_node_count(size)
-    with closing(_stored_nodes(conn)) as stored:
-        return _compare_stored(stored, levels, size, expected)
+    wanted = levels.nodes()
+    level, index, level_size = 0, 0, size  # the next node expected in node_id order
+    seen = 0
+    with closing(_stored_node_chunks(conn)) as chunks:
+        for rows in chunks:
+            keys: list[int] = []
+            remaining = len(rows)
+            while remaining and level_size:
+                take = min(remaining, level_size - index)
+                first = node_key((level, index))
+                keys.extend(range(first, first + take))
+                remaining -= take
+                index += take
+                if index == level_size:
+                    level, index, level_size = level + 1, 0, level_size >> 1
+            digests = [digest for _, digest in islice(wanted, len(rows))]
+            if remaining or [row[0] for row in rows] != keys or [row[1] for row in rows] != digests:
+                rest = chain([rows], chunks)
+                return _compare_stored(_stored_nodes(rest), levels, size, expected, seen)
+            seen += len(rows)
+    if seen != expected:
+        raise auditor.VerificationFailure(
+            f"{expected - seen} Merkle node(s) are missing from the store ({seen} of {expected})"
+        )
+    return seen
 
 
 def _compare_stored(
@@ -114,8 +154,8 @@ def _compare_stored(
     levels: merkle.MerkleLevels,
     size: int,
     expected: int,
+    seen: int = 0,
 ) -> int:
-    seen = 0
     for (level, index), digest in stored:
         if level > 0 and (index + 1) << level > size or level == 0 and index >= size:
             raise auditor.VerificationFailure(
