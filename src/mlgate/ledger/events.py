@@ -50,8 +50,34 @@ class EventKind(StrEnum):
 
 
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 bytes of ``value``; floats are refused upstream to keep entries exact."""
+    """RFC 8785 bytes of ``value``.
+
+    Ledger entries (ASCII keys, strings, safe integers, booleans, null) take the
+    standard library's encoder, which for exactly that subset writes the RFC 8785
+    bytes: code-point key order equals UTF-16 order for ASCII keys, and the string
+    escapes are the same. It is about four times faster than the pure-Python
+    ``rfc8785`` package, which still handles everything else (floats, other keys);
+    a test pins the two against each other.
+    """
+    if _plain(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
     return bytes(rfc8785.dumps(value))
+
+
+def _plain(value: Any) -> bool:
+    """True for documents the standard encoder writes in RFC 8785 form."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER)
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(item) for item in value)
+    return False
 
 
 def digest_bytes(data: bytes) -> str:
