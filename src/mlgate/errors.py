@@ -176,11 +176,16 @@ class RateLimitedError(ServingError):
 
 
 class OverloadedError(ServingError):
-    """Shed before compute: the queue is full or the deadline cannot be met."""
+    """Shed before compute: the queue is full, the deadline cannot be met, or a circuit is open.
 
-    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+    ``reason`` is a short label for metrics: ``queue``, ``deadline``, ``circuit_open``,
+    ``loading`` or ``shutdown``.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, reason: str = "queue") -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.reason = reason
 
 
 class DeadlineExceededError(ServingError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -39,21 +40,27 @@ def serve_command(
     os.environ["MLGATE_HOME"] = str(settings.home)
     os.environ["MLGATE_STORE"] = settings.store_url
     os.environ["MLGATE_ACTOR"] = settings.actor
+    metrics_dir: str | None = None  # made here, so removed here once the workers are gone
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlgate-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="mlgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     console.print(f"serving on http://{host}:{port} (OpenAPI at /docs), {workers} worker(s)")
-    uvicorn.run(
-        "mlgate.serving.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            "mlgate.serving.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def deploy_command(

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlgate import __version__
 from mlgate.config import Settings
@@ -31,7 +32,11 @@ from mlgate.serving.endpoints import EndpointStore
 from mlgate.serving.http import error_body, error_headers, status_for
 from mlgate.serving.metrics import ServingMetrics, multiprocess_render
 from mlgate.serving.predlog import FeedbackItem, PredictionLogWriter, record_feedback
-from mlgate.serving.protocol import encode_model_metadata, encode_server_metadata
+from mlgate.serving.protocol import (
+    encode_error,
+    encode_model_metadata,
+    encode_server_metadata,
+)
 from mlgate.serving.runtime import ServingState
 from mlgate.serving.spec import endpoint_from_json, parse_endpoint_yaml
 from mlgate.workspace import Workspace
@@ -144,6 +149,16 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         summary="Open Inference Protocol v2 server with traffic policies and a ledger",
         lifespan=lifespan,
     )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        # Routing refusals (no such path, wrong method) in the OIP shape, not FastAPI's.
+        return Response(
+            encode_error(str(exc.detail)),
+            status_code=exc.status_code,
+            headers=exc.headers,
+            media_type=JSON,
+        )
 
     def plane() -> DataPlane:
         value: DataPlane = holder["plane"]
@@ -330,6 +345,12 @@ def _feedback_items(body: bytes) -> list[FeedbackItem]:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"feedback body is not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and "feedback" in data and len(data) > 1:
+        # Fields beside the batch would be dropped silently: say so instead.
+        raise InvalidRequestError(
+            f"unknown feedback fields {sorted(set(data) - {'feedback'})} beside the "
+            '"feedback" list; send one object or {"feedback": [objects]}, not both'
+        )
     raw = data.get("feedback", [data]) if isinstance(data, dict) else None
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         raise InvalidRequestError(

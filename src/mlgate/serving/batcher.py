@@ -118,7 +118,7 @@ class AdaptiveBatcher:
         self._queue: deque[_Request] = deque()
         self._queued_rows = 0
         self._in_flight = 0
-        self._running: set[asyncio.Future[list[dict[str, Tensor]]]] = set()
+        self._running: set[asyncio.Future[list[dict[str, Tensor] | ModelFailedError]]] = set()
         # asyncio primitives bind to a loop on first use, so building here is loop-free.
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(config.max_concurrency)
@@ -143,7 +143,7 @@ class AdaptiveBatcher:
         ``deadline`` is absolute, in the batcher's clock.
         """
         if self._closed:
-            raise OverloadedError("server is shutting down")
+            raise OverloadedError("server is shutting down", reason="shutdown")
         rows, key = _describe(inputs)
         now = self._clock()
         if deadline <= now:
@@ -165,6 +165,7 @@ class AdaptiveBatcher:
                     f"estimated wait {wait_s * 1000:.0f} ms exceeds the remaining deadline "
                     f"{(deadline - now) * 1000:.0f} ms; retry later",
                     retry_after_s=max(1.0, wait_s),
+                    reason="deadline",
                 )
         loop = asyncio.get_running_loop()
         if self._collector is None or self._collector.done():
@@ -189,7 +190,7 @@ class AdaptiveBatcher:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise
-        self._fail_queued(lambda: OverloadedError("server is shutting down"))
+        self._fail_queued(lambda: OverloadedError("server is shutting down", reason="shutdown"))
         if self._running:
             await asyncio.wait(set(self._running))
 
@@ -300,7 +301,7 @@ class AdaptiveBatcher:
         batch: list[_Request],
         started: float,
         max_wait: float,
-        call: asyncio.Future[list[dict[str, Tensor]]],
+        call: asyncio.Future[list[dict[str, Tensor] | ModelFailedError]],
     ) -> None:
         self._running.discard(call)
         self._in_flight -= 1
@@ -312,10 +313,17 @@ class AdaptiveBatcher:
         elif (error := call.exception()) is not None:
             _fail(batch, lambda: _model_failed(error))
         else:
-            for request, outputs in zip(batch, call.result(), strict=True):
-                if not request.future.done():
-                    request.future.set_result(outputs)
-            self._observe(rows, compute_s)
+            failed = False
+            for request, outcome in zip(batch, call.result(), strict=True):
+                if request.future.done():
+                    continue
+                if isinstance(outcome, ModelFailedError):
+                    failed = True
+                    request.future.set_exception(_model_failed(outcome))
+                else:
+                    request.future.set_result(outcome)
+            if not failed:
+                self._observe(rows, compute_s)
         if self._on_batch is not None:
             try:
                 self._on_batch(BatchStats(rows, len(batch), max_wait, compute_s))
@@ -364,8 +372,30 @@ def _describe(inputs: dict[str, Tensor]) -> tuple[int, Hashable]:
 
 def _run_batch(
     predict: Predict, inputs: list[dict[str, Tensor]], rows: list[int]
+) -> list[dict[str, Tensor] | ModelFailedError]:
+    """Merge, predict and split in the worker thread, off the event loop.
+
+    If a merged call fails, one request may have poisoned it (a row the model
+    cannot handle): each request is then answered alone, so only the culprit
+    fails and the requests that merely shared its batch still get their answer.
+    """
+    try:
+        return list(_run_merged(predict, inputs, rows))
+    except ModelFailedError as error:
+        if len(inputs) == 1:
+            return [error]
+    outcomes: list[dict[str, Tensor] | ModelFailedError] = []
+    for single, count in zip(inputs, rows, strict=True):
+        try:
+            outcomes.append(_run_merged(predict, [single], [count])[0])
+        except ModelFailedError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _run_merged(
+    predict: Predict, inputs: list[dict[str, Tensor]], rows: list[int]
 ) -> list[dict[str, Tensor]]:
-    """Merge, predict and split in the worker thread, off the event loop."""
     if len(inputs) == 1:
         merged = inputs[0]
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -50,6 +51,7 @@ Arrays = dict[str, np.ndarray[Any, Any]]
 # Headers a rule or sticky split may read, next to the request's OIP parameters.
 _ATTRIBUTE_PREFIX = "x-mlgate-"
 _MAX_REQUEST_ID = 128
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,23 @@ class DataPlane:
         self, name: str, version: str | None, body: bytes, headers: Mapping[str, str]
     ) -> Reply:
         started = self._clock()
-        view = self.state.snapshot.endpoint(name)
+        view = self.state.snapshot.endpoint(name)  # unknown names stay out of the metrics
+        try:
+            return await self._infer(view, version, body, headers, started)
+        except ServingError as exc:
+            status = _failure_status(exc)
+            self.metrics.observe_request(name, "-", "-", status, self._clock() - started)
+            raise
+
+    async def _infer(
+        self,
+        view: EndpointView,
+        version: str | None,
+        body: bytes,
+        headers: Mapping[str, str],
+        started: float,
+    ) -> Reply:
+        name = view.spec.name
         if view.spec.auth.required:
             self.state.snapshot.tokens.require(headers.get("authorization"), "viewer")
         request = decode_infer_request(body, max_elements=self.max_elements)
@@ -98,6 +116,11 @@ class DataPlane:
             raise InvalidRequestError(
                 f"request id is {len(request_id)} characters; use at most {_MAX_REQUEST_ID} "
                 "(it keys the prediction log and feedback)"
+            )
+        if _CONTROL_CHARACTERS.search(request_id):
+            raise InvalidRequestError(
+                "request id contains a control character (such as a line break); use "
+                "printable text (it is echoed in the x-request-id header)"
             )
         deadline = started + view.spec.timeout_ms / 1000.0
         plan = self._plan(view, version, request, headers)
@@ -108,8 +131,14 @@ class DataPlane:
             answer = await self._run_plan(view, plan, inputs, deadline)
         except ServingError as exc:
             if isinstance(exc, OverloadedError):
-                self.metrics.shed(name, "queue")
-            answer = await self._fall_back(view, plan, inputs, deadline, exc)
+                self.metrics.shed(name, exc.reason)
+            try:
+                answer = await self._fall_back(view, plan, inputs, deadline, exc)
+            except ServingError as final:
+                failed = _Answer({}, "-", _failure_status(final), plan.reason)
+                elapsed = self._clock() - started
+                self._log(view, request_id, failed, inputs, None, elapsed, shadow=False)
+                raise
         outputs = select_outputs(answer.outputs, request.outputs)
         reply_body = encode_infer_response(
             model_name=name, model_version=answer.version, request_id=request_id, outputs=outputs
@@ -119,14 +148,13 @@ class DataPlane:
         self._log(view, request_id, answer, inputs, outputs, elapsed, shadow=False)
         for target in plan.shadows:
             self._spawn(self._shadow(view, target, request_id, inputs))
-        return Reply(
-            reply_body,
-            {
-                "x-request-id": request_id,
-                "x-mlgate-version": answer.version,
-                "x-mlgate-route": answer.route.encode("ascii", "replace").decode("ascii"),
-            },
-        )
+        reply_headers = {
+            "x-mlgate-version": answer.version,
+            "x-mlgate-route": _header_text(answer.route),
+        }
+        if request_id.isascii():  # HTTP header values are ASCII; the body always has the id
+            reply_headers = {"x-request-id": request_id, **reply_headers}
+        return Reply(reply_body, reply_headers)
 
     def _plan(
         self,
@@ -174,7 +202,7 @@ class DataPlane:
         else:
             combined = combine_mean(results, classes=classes, targets=targets)
         version = "+".join(str(r.version.version) for r in runners)
-        return _Answer(combined, version, "ok", plan.reason)
+        return _Answer(_as_declared(combined, results[0]), version, "ok", plan.reason)
 
     async def _cascade(
         self, view: EndpointView, plan: RoutePlan, inputs: Arrays, deadline: float
@@ -203,7 +231,8 @@ class DataPlane:
         if not isinstance(error, DeadlineExceededError | ModelFailedError | OverloadedError):
             raise error
         name = view.spec.name
-        failed = ",".join(str(t) for t in plan.targets)
+        # Version numbers, as every other metric labels them, not targets such as "champion".
+        failed = ",".join(str(view.runner(t).version.version) for t in plan.targets)
         if isinstance(error, DeadlineExceededError):
             self.metrics.timeout(name, failed)
         elif isinstance(error, ModelFailedError):
@@ -259,7 +288,7 @@ class DataPlane:
         request_id: str,
         answer: _Answer,
         inputs: Arrays,
-        outputs: Arrays,
+        outputs: Arrays | None,
         elapsed_s: float,
         *,
         shadow: bool,
@@ -276,7 +305,9 @@ class DataPlane:
                 status=answer.status,
                 shadow=shadow,
                 inputs={k: v.tolist() for k, v in inputs.items()},
-                outputs={k: np.asarray(v).tolist() for k, v in outputs.items()},
+                outputs=None
+                if outputs is None
+                else {k: np.asarray(v).tolist() for k, v in outputs.items()},
                 latency_ms=elapsed_s * 1000.0,
                 created_at=format_time(datetime.now(UTC)),
             )
@@ -303,6 +334,35 @@ def pinned_target(view: EndpointView, version: str) -> str:
         f"version {version} is not served under {view.spec.name!r} (served versions: "
         f"{', '.join(served)}); call without /versions/ to follow the endpoint's policy"
     )
+
+
+def _as_declared(combined: Arrays, sample: Arrays) -> Arrays:
+    """Combined numbers in the dtype the models answered with (and their metadata declares).
+
+    Averaging happens in float64; sending that back as FP64 for a model whose signature
+    says FP32 would contradict ``GET /v2/models/{name}`` and break typed clients.
+    """
+    cast: Arrays = {}
+    for name, array in combined.items():
+        model_dtype = sample[name].dtype if name in sample else None
+        if model_dtype is not None and array.dtype.kind in "biuf" and model_dtype.kind in "biuf":
+            array = array.astype(model_dtype, copy=False)
+        cast[name] = array
+    return cast
+
+
+def _header_text(route: str) -> str:
+    """A route reason as header text: ASCII only, with the router's arrow kept readable."""
+    return route.replace("\u2192", "->").encode("ascii", "replace").decode("ascii")
+
+
+def _failure_status(error: ServingError) -> str:
+    """The status a failed request is counted and logged under."""
+    if isinstance(error, OverloadedError):
+        return "shed"
+    if isinstance(error, InvalidRequestError | EndpointNotFoundError):
+        return "invalid"
+    return "error"
 
 
 def _rows(inputs: Arrays) -> int:

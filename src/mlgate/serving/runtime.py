@@ -6,7 +6,7 @@ cheap query notices any change from any process), builds a new snapshot off the
 event loop, and swaps it in with one assignment. Requests already running keep
 the snapshot and runners they started with, so a policy change drops nothing.
 Runners (model + batcher + circuit breaker) are reused across snapshots while
-their version and batching settings stay the same.
+their version, batching and circuit-breaker settings stay the same.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ __all__ = ["EndpointView", "ServingState", "Snapshot", "VersionRunner"]
 logger = logging.getLogger(__name__)
 
 BatchObserver = Callable[[str, int, BatchStats], None]
+# A runner is shared by every endpoint that serves its version with the same settings.
+RunnerKey = tuple[str, int, BatchingConfig, tuple[int, float]]
 
 
 @dataclass(eq=False)
@@ -70,6 +72,7 @@ class VersionRunner:
             raise OverloadedError(
                 f"{label} failed repeatedly and its circuit is open; retry shortly",
                 retry_after_s=1.0,
+                reason="circuit_open",
             )
         try:
             outputs = await run_with_deadline(
@@ -133,14 +136,20 @@ class ServingState:
     on_batch: BatchObserver | None = None
     seed: int | None = None
     _snapshot: Snapshot | None = None
-    _runners: dict[tuple[str, int, BatchingConfig], VersionRunner] = field(default_factory=dict)
+    _runners: dict[RunnerKey, VersionRunner] = field(default_factory=dict)
     _poller: asyncio.Task[None] | None = None
     _rng: random.Random = field(default_factory=random.Random)
+    # Runners no snapshot routes to any more, kept until requests that started
+    # on an older snapshot have finished (``retire_after_s``), then closed.
+    retire_after_s: float = 60.0
+    _retired: dict[int, tuple[float, VersionRunner]] = field(default_factory=dict)
 
     @property
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
-            raise OverloadedError("the server is still loading its models", retry_after_s=1.0)
+            raise OverloadedError(
+                "the server is still loading its models", retry_after_s=1.0, reason="loading"
+            )
         return self._snapshot
 
     @property
@@ -150,7 +159,7 @@ class ServingState:
     async def start(self) -> None:
         if self.seed is not None:
             self._rng.seed(self.seed)
-        self._snapshot = await asyncio.to_thread(self.build_snapshot)
+        self._install(await asyncio.to_thread(self.build_snapshot))
         self._poller = asyncio.create_task(self._poll(), name="mlgate-snapshot-poller")
 
     async def close(self) -> None:
@@ -160,10 +169,43 @@ class ServingState:
                 await self._poller
         for runner in self._runners.values():
             await runner.batcher.close()
+        for _, runner in self._retired.values():
+            await runner.batcher.close()
 
     async def refresh(self) -> None:
         """Rebuild now (after a deploy through this process) instead of at the next poll."""
-        self._snapshot = await asyncio.to_thread(self.build_snapshot)
+        self._install(await asyncio.to_thread(self.build_snapshot))
+
+    def _install(self, snapshot: Snapshot) -> bool:
+        """Swap ``snapshot`` in unless a newer one is already served.
+
+        The poller and a deploy's refresh build in parallel threads: a poll that read
+        the store before the deploy may finish after the deploy's own refresh, and must
+        not put the old policy back. A build reads the ledger size before anything
+        else, so a larger size means a build that saw at least as much.
+        """
+        current = self._snapshot
+        if current is not None and snapshot.ledger_size < current.ledger_size:
+            return False
+        self._snapshot = snapshot
+        self._retire_unused(snapshot)
+        return True
+
+    def _retire_unused(self, snapshot: Snapshot) -> None:
+        """Stop caching runners the new snapshot does not use, so old models can be freed."""
+        used = {id(r) for view in snapshot.endpoints.values() for r in view.runners.values()}
+        now = time.monotonic()
+        for key, runner in list(self._runners.items()):
+            if id(runner) not in used:
+                del self._runners[key]
+                self._retired[id(runner)] = (now, runner)
+
+    async def _close_retired(self) -> None:
+        now = time.monotonic()
+        for ident, (since, runner) in list(self._retired.items()):
+            if now - since >= self.retire_after_s and runner.batcher.in_flight == 0:
+                del self._retired[ident]
+                await runner.batcher.close()
 
     def queue_depths(self) -> dict[tuple[str, str], int]:
         return {
@@ -175,11 +217,12 @@ class ServingState:
         while True:
             await asyncio.sleep(self.poll_interval_s)
             try:
+                await self._close_retired()
                 size = await asyncio.to_thread(self._ledger_size)
                 current = self._snapshot
                 if current is None or size != current.ledger_size:
-                    self._snapshot = await asyncio.to_thread(self.build_snapshot)
-                    logger.info("serving snapshot refreshed at ledger size %d", size)
+                    if self._install(await asyncio.to_thread(self.build_snapshot)):
+                        logger.info("serving snapshot refreshed at ledger size %d", size)
                 elif any(view.router.bandit is not None for view in current.endpoints.values()):
                     await asyncio.to_thread(self._refresh_bandits, current)
             except Exception:  # a database hiccup must not stop serving the last snapshot
@@ -230,7 +273,15 @@ class ServingState:
     def _runner(
         self, version: ModelVersion, batching: BatchingConfig, spec: EndpointSpec
     ) -> VersionRunner:
-        key = (version.name, version.version, batching)
+        breaker = spec.circuit_breaker
+        # The breaker's settings are part of the key: a redeploy that changes only them
+        # must get a breaker with the new settings, not keep the old one.
+        key = (
+            version.name,
+            version.version,
+            batching,
+            (breaker.failure_threshold, breaker.reset_timeout_s),
+        )
         runner = self._runners.get(key)
         if runner is not None:
             return runner
@@ -248,8 +299,8 @@ class ServingState:
                 model.predict, batching, self.executor, clock=time.monotonic, on_batch=on_batch
             ),
             breaker=CircuitBreaker(
-                failure_threshold=spec.circuit_breaker.failure_threshold,
-                reset_timeout_s=spec.circuit_breaker.reset_timeout_s,
+                failure_threshold=breaker.failure_threshold,
+                reset_timeout_s=breaker.reset_timeout_s,
             ),
         )
         self._runners[key] = runner

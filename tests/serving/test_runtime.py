@@ -1,0 +1,50 @@
+"""Snapshots: what a policy change keeps loaded, and what it lets go."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from mlgate.serving.runtime import ServingState
+from mlgate.workspace import Workspace
+from tests.models import linear_classifier, register
+
+W = [[1.0, -1.0, 0.5], [0.5, 0.0, -0.5], [-1.0, 1.0, 0.0], [0.25, 0.25, -0.25]]
+B = [0.1, -0.2, 0.3]
+ROW = np.asarray([[1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
+
+
+def test_moving_the_champion_retires_the_old_runner_and_closes_it_later(
+    workspace: Workspace,
+) -> None:
+    register(workspace, "m", linear_classifier(W, B), champion=True)
+    register(workspace, "m", linear_classifier(W, [0.0, 0.0, 9.0]))
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2) as executor:
+            state = ServingState(workspace, executor, poll_interval_s=60, retire_after_s=0.0)
+            await state.start()
+            old = state.snapshot.endpoint("m").primary
+            assert old.version.version == 1
+            outputs = await old.predict({"x": ROW}, deadline=float("inf"))
+            assert outputs["probabilities"].shape == (1, 3)
+
+            workspace.registry.move_alias("m", "champion", 2, actor="t")
+            await state.refresh()
+            new = state.snapshot.endpoint("m").primary
+            assert new.version.version == 2
+            assert old in [runner for _, runner in state._retired.values()]
+            await state._close_retired()
+            assert not state._retired, "an idle retired runner is closed once its grace ends"
+            # A request still holding the old runner gets a clear refusal, never a hang.
+            try:
+                await old.predict({"x": ROW}, deadline=float("inf"))
+            except Exception as exc:
+                assert "shutting down" in str(exc)
+            else:
+                raise AssertionError("a closed runner must refuse new work")
+            await state.close()
+
+    asyncio.run(scenario())
