@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -132,7 +133,10 @@ def demo_command(
         console.print(f"v{champion.version} labels for 5 holdout rows: {output['label'].tolist()}")
         console.print(f"true labels:                     {y_test[:5].tolist()}")
 
-        _step(5, "checkpoint and prove")
+        _step(5, "serve: a sticky 80/20 canary over OIP v2 on 127.0.0.1, with feedback")
+        _serve_canary(ws, settings, x_test)
+
+        _step(6, "checkpoint and prove")
         latest = ws.checkpoint()
         console.print(latest.note.rstrip())
         with ws.store.read() as conn:
@@ -152,19 +156,19 @@ def demo_command(
             f"verifies: {consistent}"
         )
 
-        _step(6, "verify the whole ledger")
+        _step(7, "verify the whole ledger")
         verified = ws.verify()
         console.print(
             f"OK: {verified.size} entries, {verified.nodes} nodes, "
             f"{verified.checkpoints} checkpoints"
         )
 
-        _step(7, "export an audit bundle and verify it without mlgate")
+        _step(8, "export an audit bundle and verify it without mlgate")
         bundle = folder / "audit-bundle"
         ws.export(bundle)
         _run_bundle_verifier(bundle, report.verifier_key)
 
-    _step(8, "tamper with a copy: claim the champion moved to v1, not v2")
+    _step(9, "tamper with a copy: claim the champion moved to v1, not v2")
     tampered = folder / "tampered-bundle"
     shutil.copytree(bundle, tampered)
     entries = tampered / "entries.jsonl"
@@ -178,6 +182,82 @@ def demo_command(
     console.print(
         f"done. Everything lives in {folder}; try `mlgate --home {settings.home} models list`"
     )
+
+
+def _serve_canary(ws: Workspace, settings: Settings, rows: Any) -> None:
+    """Deploy a canary, serve it for real on a free loopback port, send traffic, show it."""
+    import threading
+    import time
+    from collections import Counter
+
+    import httpx
+    import uvicorn
+
+    from mlgate.serving.app import ServeConfig, create_app
+    from mlgate.serving.endpoints import EndpointStore
+    from mlgate.serving.predlog import read_predictions
+    from mlgate.serving.spec import parse_endpoint_yaml
+
+    spec = parse_endpoint_yaml(
+        "name: breast-cancer\n"
+        "route:\n"
+        "  split:\n"
+        "    sticky_key: user_id\n"
+        "    variants: [{target: champion, weight: 80}, {target: 1, weight: 20}]\n"
+    )
+    deployed = EndpointStore(ws.store, ws.registry, ws.log, ws.clock).deploy(
+        spec, actor=settings.actor
+    )
+    console.print(
+        f"deployed endpoint revision {deployed.revision} (ledger entry {deployed.ledger_seq})"
+    )
+    app = create_app(settings, ServeConfig(poll_interval_s=0.2, seed=7))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (server.started and server.servers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            served: Counter[str] = Counter()
+            first: dict[str, str] = {}
+            for i in range(60):
+                user = f"user-{i % 20}"
+                body = {
+                    "id": f"demo-{i}",
+                    "parameters": {"user_id": user},
+                    "inputs": [
+                        {
+                            "name": "input",
+                            "datatype": "FP64",
+                            "shape": [1, 30],
+                            "data": [float(v) for v in rows[i % len(rows)]],
+                        }
+                    ],
+                }
+                reply = client.post("/v2/models/breast-cancer/infer", json=body)
+                reply.raise_for_status()
+                version = reply.json()["model_version"]
+                served[version] += 1
+                if first.setdefault(user, version) != version:
+                    raise RuntimeError(f"sticky routing moved {user}")
+            console.print(
+                f"60 requests from 20 users: version 2 answered {served['2']}, version 1 "
+                f"answered {served['1']}; every user kept their version"
+            )
+            feedback = [{"request_id": f"demo-{i}", "label": 1} for i in range(10)]
+            client.post("/v2/models/breast-cancer/feedback", json={"feedback": feedback})
+            bad = client.post("/v2/models/breast-cancer/infer", json={"inputs": []})
+            console.print(f"a malformed request gets {bad.status_code}: {bad.json()['error']}")
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    logged = read_predictions(ws.store, "breast-cancer")
+    console.print(f"prediction log: {len(logged)} requests recorded with version and route")
 
 
 def _run_bundle_verifier(bundle: Path, verifier_key: str) -> None:
