@@ -20,9 +20,9 @@ __all__ = ["CliState", "console", "err_console", "open_workspace", "print_json",
 
 def _console(*, stderr: bool = False) -> Console:
     """soft_wrap keeps keys, hashes and paths on one line so they can be copied; off a
-    terminal (pipes, CI logs) tables get room instead of rich's 80-column guess."""
+    terminal (pipes, CI logs) tables get 120 columns instead of rich's 80-column guess."""
     on_terminal = Console(stderr=stderr).is_terminal
-    return Console(stderr=stderr, soft_wrap=True, width=None if on_terminal else 200)
+    return Console(stderr=stderr, soft_wrap=True, width=None if on_terminal else 120)
 
 
 console = _console()
