@@ -229,7 +229,8 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
     async def infer(request: Request, name: str, version: str | None = None) -> Response:
         async def work() -> Response:
             body = await _read_body(request, cfg.max_body_bytes)
-            reply = await plane().infer(name, version, body, request.headers)
+            peer = request.client.host if request.client is not None else None
+            reply = await plane().infer(name, version, body, request.headers, peer)
             return Response(reply.body, media_type=JSON, headers=reply.headers)
 
         return await _guard(work)

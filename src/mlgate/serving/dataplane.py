@@ -27,6 +27,7 @@ from mlgate.errors import (
     MlgateError,
     ModelFailedError,
     OverloadedError,
+    RateLimitedError,
     ServingError,
 )
 from mlgate.ledger.events import format_time
@@ -40,6 +41,7 @@ from mlgate.serving.protocol import (
     encode_infer_response,
     select_outputs,
 )
+from mlgate.serving.ratelimit import RateLimits
 from mlgate.serving.router import RoutePlan
 from mlgate.serving.runtime import EndpointView, ServingState, VersionRunner
 
@@ -86,13 +88,21 @@ class DataPlane:
         self._clock = clock
         self._rng = rng or random.Random()
         self._background: set[asyncio.Task[None]] = set()
+        self._limits = RateLimits(clock=clock)
 
     async def infer(
-        self, name: str, version: str | None, body: bytes, headers: Mapping[str, str]
+        self,
+        name: str,
+        version: str | None,
+        body: bytes,
+        headers: Mapping[str, str],
+        client: str | None = None,
     ) -> Reply:
         started = self._clock()
         view = self.state.snapshot.endpoint(name)  # unknown names stay out of the metrics
         try:
+            if view.spec.rate_limit is not None:
+                self._limits.check(name, view.spec.rate_limit, headers, client)
             return await self._infer(view, version, body, headers, started)
         except ServingError as exc:
             status = _failure_status(exc)
@@ -360,6 +370,8 @@ def _failure_status(error: ServingError) -> str:
     """The status a failed request is counted and logged under."""
     if isinstance(error, OverloadedError):
         return "shed"
+    if isinstance(error, RateLimitedError):
+        return "limited"
     if isinstance(error, InvalidRequestError | EndpointNotFoundError):
         return "invalid"
     return "error"

@@ -303,6 +303,18 @@ class AuthSpec(_Spec):
     required: bool = False
 
 
+class RateLimitSpec(_Spec):
+    """Per-client limit, answered with 429 and Retry-After once a client exceeds it.
+
+    ``key`` names who a client is: ``client`` (the bearer token when one is sent,
+    else the peer address) or the name of a request header such as ``x-api-key``.
+    """
+
+    requests_per_s: float = Field(gt=0.0, allow_inf_nan=False)
+    burst: int = Field(default=10, ge=1)
+    key: str = Field(default="client", min_length=1)
+
+
 class CircuitBreakerSpec(_Spec):
     failure_threshold: int = Field(default=5, ge=1)
     reset_timeout_s: float = Field(default=10.0, gt=0.0, allow_inf_nan=False)
@@ -320,6 +332,7 @@ class EndpointSpec(_Spec):
     shadow: tuple[ShadowSpec, ...] = ()
     fallback: FallbackSpec = FallbackSpec()
     circuit_breaker: CircuitBreakerSpec = CircuitBreakerSpec()
+    rate_limit: RateLimitSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
