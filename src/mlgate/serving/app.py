@@ -31,6 +31,7 @@ from mlgate.serving.dataplane import DataPlane, pinned_target
 from mlgate.serving.endpoints import EndpointStore
 from mlgate.serving.http import error_body, error_headers, status_for
 from mlgate.serving.metrics import ServingMetrics, multiprocess_render
+from mlgate.serving.openapi import DEPLOY_OPENAPI, FEEDBACK_OPENAPI, INFER_OPENAPI
 from mlgate.serving.predlog import FeedbackItem, PredictionLogWriter, record_feedback
 from mlgate.serving.protocol import (
     encode_error,
@@ -217,13 +218,13 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
     @app.post(
         "/v2/models/{name}/infer",
         tags=["inference"],
-        openapi_extra=_INFER_OPENAPI,
+        openapi_extra=INFER_OPENAPI,
         summary="Open Inference Protocol v2 inference, routed by the endpoint's policy",
     )
     @app.post(
         "/v2/models/{name}/versions/{version}/infer",
         tags=["inference"],
-        openapi_extra=_INFER_OPENAPI,
+        openapi_extra=INFER_OPENAPI,
         summary="Inference pinned to one version",
     )
     async def infer(request: Request, name: str, version: str | None = None) -> Response:
@@ -235,7 +236,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
 
         return await _guard(work)
 
-    @app.post("/v2/models/{name}/feedback", tags=["inference"], openapi_extra=_FEEDBACK_OPENAPI)
+    @app.post("/v2/models/{name}/feedback", tags=["inference"], openapi_extra=FEEDBACK_OPENAPI)
     async def feedback(request: Request, name: str) -> Response:
         async def work() -> Response:
             view = state().snapshot.endpoint(name)
@@ -288,7 +289,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
 
         return await _guard(work)
 
-    @app.put("/v2/admin/endpoints/{name}", tags=["admin"], openapi_extra=_DEPLOY_OPENAPI)
+    @app.put("/v2/admin/endpoints/{name}", tags=["admin"], openapi_extra=DEPLOY_OPENAPI)
     async def deploy_endpoint(request: Request, name: str) -> Response:
         async def work() -> Response:
             actor = require(request, "deployer")
@@ -369,95 +370,6 @@ def _feedback_items(body: bytes) -> list[FeedbackItem]:
         )
         for item in raw
     ]
-
-
-_TENSOR_SCHEMA = {
-    "type": "object",
-    "required": ["name", "shape", "datatype", "data"],
-    "properties": {
-        "name": {"type": "string"},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "datatype": {
-            "type": "string",
-            "enum": [
-                "BOOL",
-                "UINT8",
-                "UINT16",
-                "UINT32",
-                "UINT64",
-                "INT8",
-                "INT16",
-                "INT32",
-                "INT64",
-                "FP16",
-                "FP32",
-                "FP64",
-                "BYTES",
-            ],
-        },
-        "parameters": {"type": "object"},
-        "data": {"type": "array", "description": "row-major, flat or nested"},
-    },
-}
-_INFER_OPENAPI: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            JSON: {
-                "schema": {
-                    "type": "object",
-                    "required": ["inputs"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "parameters": {
-                            "type": "object",
-                            "description": "request attributes for rules and sticky splits",
-                        },
-                        "inputs": {"type": "array", "items": _TENSOR_SCHEMA},
-                        "outputs": {
-                            "type": "array",
-                            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
-                        },
-                    },
-                }
-            }
-        },
-    },
-    "responses": {
-        "400": {"description": "malformed request, wrong datatype or shape, NaN"},
-        "404": {"description": "unknown model, endpoint or version"},
-        "413": {"description": "body too large"},
-        "503": {"description": "overloaded: retry after Retry-After seconds"},
-        "504": {"description": "the model did not answer in time and no fallback did"},
-    },
-}
-_FEEDBACK_OPENAPI: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            JSON: {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "request_id": {"type": "string"},
-                        "label": {},
-                        "reward": {"type": "number"},
-                        "feedback": {"type": "array", "items": {"type": "object"}},
-                    },
-                }
-            }
-        },
-    }
-}
-_DEPLOY_OPENAPI: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/yaml": {"schema": {"type": "string"}},
-            JSON: {"schema": {"type": "object"}},
-        },
-    }
-}
 
 
 def app_from_env() -> FastAPI:
