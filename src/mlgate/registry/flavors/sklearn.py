@@ -10,6 +10,7 @@ recorded so that loading later trusts exactly those and nothing more.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import zipfile
@@ -192,6 +193,24 @@ def _schema_string(schema: Mapping[str, Any], *path: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# Estimators whose predict() is, by its implementation, classes_[argmax(predict_proba())]
+# (ties included): for them one call answers both outputs, halving the cost of a
+# request that wants label and probabilities. Others keep calling both methods.
+_LABEL_IS_ARGMAX_OF_PROBA = frozenset(
+    {
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+    }
+)
+
+
+def _final_step(estimator: Any) -> Any:
+    steps = getattr(estimator, "steps", None)
+    return steps[-1][1] if steps else estimator
+
+
 @dataclass(frozen=True)
 class SklearnModel:
     """A fitted estimator behind the :class:`LoadedModel` protocol."""
@@ -199,11 +218,21 @@ class SklearnModel:
     signature: Signature
     estimator: Any
 
+    @functools.cached_property
+    def _label_from_proba(self) -> bool:
+        final = type(_final_step(self.estimator))
+        return f"{final.__module__}.{final.__qualname__}" in _LABEL_IS_ARGMAX_OF_PROBA
+
     def predict(
         self, inputs: Mapping[str, np.ndarray[Any, Any]]
     ) -> dict[str, np.ndarray[Any, Any]]:
         features = next(iter(prepare_inputs(self.signature, inputs).values()))
         cache: dict[str, np.ndarray[Any, Any]] = {}
+        names = {spec.name for spec in self.signature.outputs}
+        if self._label_from_proba and {"label", "probabilities"} <= names:
+            proba = np.asarray(self.estimator.predict_proba(features))
+            cache["predict_proba"] = proba
+            cache["predict"] = np.asarray(self.estimator.classes_)[proba.argmax(axis=1)]
         result: dict[str, np.ndarray[Any, Any]] = {}
         for spec in self.signature.outputs:
             method = _METHODS[spec.name]
