@@ -77,3 +77,16 @@ def workspace(settings: Settings) -> Iterator[Workspace]:
     Workspace.init(settings)
     with Workspace.open(settings) as opened:
         yield opened
+
+
+# Shared, noisy machines: a slow example is not a failed property. Deadlines and the
+# too-slow health check would make these tests fail on load, not on wrong answers.
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile(
+    "mlgate",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+hypothesis_settings.load_profile("mlgate")

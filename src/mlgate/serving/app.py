@@ -26,9 +26,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlgate import __version__
 from mlgate.config import Settings
-from mlgate.errors import InvalidRequestError, PayloadTooLargeError
+from mlgate.errors import InvalidRequestError, OverloadedError, PayloadTooLargeError
 from mlgate.serving.dataplane import DataPlane, pinned_target
 from mlgate.serving.endpoints import EndpointStore
+from mlgate.serving.fastpath import InferenceFastPath
 from mlgate.serving.http import error_body, error_headers, status_for
 from mlgate.serving.metrics import ServingMetrics, multiprocess_render
 from mlgate.serving.openapi import DEPLOY_OPENAPI, FEEDBACK_OPENAPI, INFER_OPENAPI
@@ -105,8 +106,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI:
-    """Build the ASGI app; the workspace, threads and poller start with its lifespan."""
+def create_app(settings: Settings, config: ServeConfig | None = None) -> InferenceFastPath:
+    """Build the ASGI app; the workspace, threads and poller start with its lifespan.
+
+    Inference requests take a plain-ASGI path (:mod:`mlgate.serving.fastpath`);
+    everything else, including the OpenAPI document, is served by FastAPI.
+    """
     cfg = config or ServeConfig()
     holder: dict[str, Any] = {}
 
@@ -162,7 +167,9 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         )
 
     def plane() -> DataPlane:
-        value: DataPlane = holder["plane"]
+        value: DataPlane | None = holder.get("plane")
+        if value is None:
+            raise OverloadedError("the server is still starting", reason="loading")
         return value
 
     def state() -> ServingState:
@@ -214,6 +221,8 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         return await _guard(work)
 
     # -- inference and feedback -------------------------------------------------
+    # InferenceFastPath answers these two paths before FastAPI sees them; the routes
+    # stay here so the OpenAPI document describes them (and as the reference path).
 
     @app.post(
         "/v2/models/{name}/infer",
@@ -319,7 +328,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
 
         return await _guard(work)
 
-    return app
+    return InferenceFastPath(app, plane, max_body_bytes=cfg.max_body_bytes)
 
 
 def _spec_from_body(body: bytes, content_type: str, name: str) -> Any:
@@ -372,6 +381,6 @@ def _feedback_items(body: bytes) -> list[FeedbackItem]:
     ]
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> InferenceFastPath:
     """Factory for ``uvicorn --factory`` and ``mlgate serve --workers N``: settings from env."""
     return create_app(Settings.resolve(), ServeConfig.from_env())

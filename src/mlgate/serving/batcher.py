@@ -119,6 +119,7 @@ class AdaptiveBatcher:
         self._queued_rows = 0
         self._in_flight = 0
         self._running: set[asyncio.Future[list[dict[str, Tensor] | ModelFailedError]]] = set()
+        self._launched: dict[int, float] = {}  # id(call) -> clock time the model call began
         # asyncio primitives bind to a loop on first use, so building here is loop-free.
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(config.max_concurrency)
@@ -136,6 +137,17 @@ class AdaptiveBatcher:
     def in_flight(self) -> int:
         """Model calls running now."""
         return self._in_flight
+
+    @property
+    def longest_running_s(self) -> float:
+        """How long the oldest model call still running has run (0 when none runs).
+
+        A deadline that expired while a call ran this long points at the model; one
+        that expired in the queue points at load. Circuit breakers need the difference.
+        """
+        if not self._launched:
+            return 0.0
+        return self._clock() - min(self._launched.values())
 
     async def submit(self, inputs: dict[str, Tensor], deadline: float) -> dict[str, Tensor]:
         """Queue ``inputs`` and return this request's rows of the model's outputs.
@@ -294,6 +306,7 @@ class AdaptiveBatcher:
             _fail(batch, functools.partial(_model_failed, exc))
             return
         self._running.add(call)
+        self._launched[id(call)] = started
         call.add_done_callback(functools.partial(self._finish, batch, started, max_wait))
 
     def _finish(
@@ -304,6 +317,7 @@ class AdaptiveBatcher:
         call: asyncio.Future[list[dict[str, Tensor] | ModelFailedError]],
     ) -> None:
         self._running.discard(call)
+        self._launched.pop(id(call), None)
         self._in_flight -= 1
         self._slots.release()
         compute_s = self._clock() - started
