@@ -36,6 +36,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.ledger --write BENCHMARKS.md
+	$(BIN)/python -m bench.serving --write BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mlgate-demo
