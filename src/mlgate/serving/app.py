@@ -26,10 +26,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlgate import __version__
 from mlgate.config import Settings
-from mlgate.errors import InvalidRequestError, OverloadedError, PayloadTooLargeError
+from mlgate.errors import InvalidRequestError, OverloadedError
 from mlgate.serving.dataplane import DataPlane, pinned_target
 from mlgate.serving.endpoints import EndpointStore
-from mlgate.serving.fastpath import InferenceFastPath
+from mlgate.serving.fastpath import InferenceFastPath, read_body
 from mlgate.serving.http import error_body, error_headers, status_for
 from mlgate.serving.metrics import ServingMetrics, multiprocess_render
 from mlgate.serving.openapi import DEPLOY_OPENAPI, FEEDBACK_OPENAPI, INFER_OPENAPI
@@ -90,20 +90,7 @@ async def _guard(work: Callable[[], Awaitable[Response]]) -> Response:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(
-            f"request body is {int(declared)} bytes; this server accepts at most {limit} "
-            "(MLGATE_MAX_BODY_BYTES); send smaller batches"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"request body exceeds {limit} bytes; send smaller batches")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request.receive, request.headers.get("content-length"), limit)
 
 
 def create_app(settings: Settings, config: ServeConfig | None = None) -> InferenceFastPath:

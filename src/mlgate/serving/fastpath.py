@@ -18,7 +18,7 @@ from mlgate.errors import PayloadTooLargeError
 from mlgate.serving.dataplane import DataPlane
 from mlgate.serving.http import error_body, error_headers, status_for
 
-__all__ = ["InferenceFastPath"]
+__all__ = ["InferenceFastPath", "read_body"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,7 +51,7 @@ class InferenceFastPath:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         try:
-            body = await self._read_body(receive, headers.get("content-length"))
+            body = await read_body(receive, headers.get("content-length"), self._max_body_bytes)
             reply = await self._plane().infer(
                 name, version, body, headers, client[0] if client else None
             )
@@ -63,29 +63,28 @@ class InferenceFastPath:
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _read_body(self, receive: Receive, declared: str | None) -> bytes:
-        limit = self._max_body_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLargeError(
-                f"request body is {int(declared)} bytes; this server accepts at most {limit} "
-                "(MLGATE_MAX_BODY_BYTES); send smaller batches"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(
-                    f"request body exceeds {limit} bytes; send smaller batches"
-                )
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+
+async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` (declared or streamed)."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(
+            f"request body is {int(declared)} bytes; this server accepts at most {limit} "
+            "(MLGATE_MAX_BODY_BYTES); send smaller batches"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"request body exceeds {limit} bytes; send smaller batches")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 def _infer_target(path: str) -> tuple[str, str | None] | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlgate.registry.signature import DATATYPES
+
 __all__ = ["DEPLOY_OPENAPI", "FEEDBACK_OPENAPI", "INFER_OPENAPI"]
 
 JSON = "application/json"
@@ -20,21 +22,7 @@ _TENSOR_SCHEMA = {
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         "datatype": {
             "type": "string",
-            "enum": [
-                "BOOL",
-                "UINT8",
-                "UINT16",
-                "UINT32",
-                "UINT64",
-                "INT8",
-                "INT16",
-                "INT32",
-                "INT64",
-                "FP16",
-                "FP32",
-                "FP64",
-                "BYTES",
-            ],
+            "enum": list(DATATYPES),
         },
         "parameters": {"type": "object"},
         "data": {"type": "array", "description": "row-major, flat or nested"},
