@@ -37,6 +37,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench._report import write_marked_section
 from mlgate.config import Settings
 from mlgate.ledger import merkle
 from mlgate.ledger.events import LedgerEvent
@@ -908,14 +909,8 @@ def _persistence_notes(results: dict[str, Any]) -> list[str]:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Put ``section`` between the ledger markers of ``path``, creating the file if needed."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start, end = text.find(MARK_START), text.find(MARK_END)
-    if start != -1 and end != -1 and start < end:
-        text = text[:start] + section.rstrip("\n") + text[end + len(MARK_END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    """Put ``section`` between the ledger markers of ``path``; other sections are kept."""
+    write_marked_section(path, section, MARK_START, MARK_END)
 
 
 # -- command line ------------------------------------------------------------------------

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from bench._report import write_marked_section
+
 __all__ = ["main", "render_markdown", "rows", "run", "write_section"]
 
 MARK_START = "<!-- serving:start -->"
@@ -1834,13 +1836,7 @@ def _method_notes(results: dict[str, Any]) -> list[str]:
 
 def write_section(path: Path, section: str) -> None:
     """Put ``section`` between the serving markers of ``path``; other sections are kept."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start, end = text.find(MARK_START), text.find(MARK_END)
-    if start != -1 and end != -1 and start < end:
-        text = text[:start] + section.rstrip("\n") + text[end + len(MARK_END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    write_marked_section(path, section, MARK_START, MARK_END)
 
 
 # -- command line -----------------------------------------------------------------------------
