@@ -24,17 +24,21 @@ not live here: the serving layer maps these classes to responses in one place.
     │   ├── LedgerIntegrityError  the log, tree or a checkpoint fails verification
     │   ├── ProofError            a proof was asked for an index or size that does not exist
     │   └── LedgerKeyError        signing key missing, unreadable or of the wrong kind
-    └── ServingError
-        ├── InvalidRequestError   malformed body, wrong datatype or shape, NaN where forbidden
-        ├── EndpointNotFoundError no such endpoint, model or version
-        ├── PayloadTooLargeError  body over the size limit
-        ├── RateLimitedError      a client over its request rate
-        ├── OverloadedError       queue full or deadline unreachable: shed, retry later
-        ├── DeadlineExceededError a model did not answer in time and no fallback did
-        ├── ModelFailedError      the model raised while predicting
-        ├── PolicyError           an endpoint's traffic policy is invalid
-        ├── UnauthorizedError     no or unknown token
-        └── ForbiddenError        a token whose role may not do this
+    ├── ServingError
+    │   ├── InvalidRequestError   malformed body, wrong datatype or shape, NaN where forbidden
+    │   ├── EndpointNotFoundError no such endpoint, model or version
+    │   ├── PayloadTooLargeError  body over the size limit
+    │   ├── RateLimitedError      a client over its request rate
+    │   ├── OverloadedError       queue full or deadline unreachable: shed, retry later
+    │   ├── DeadlineExceededError a model did not answer in time and no fallback did
+    │   ├── ModelFailedError      the model raised while predicting
+    │   ├── PolicyError           an endpoint's traffic policy is invalid
+    │   ├── UnauthorizedError     no or unknown token
+    │   └── ForbiddenError        a token whose role may not do this
+    └── MonitoringError
+        ├── DataError             unreadable, empty or ill-typed data, or a missing column
+        ├── ProfileError          a reference profile that is corrupt or does not fit the data
+        └── QuarantinedBatchError a batch failed its data-quality checks and was set aside
 
 The HTTP mapping of the serving family lives in ``mlgate.serving.http``.
 """
@@ -46,6 +50,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
     "ConfigError",
+    "DataError",
     "DeadlineExceededError",
     "DuplicateVersionError",
     "EndpointNotFoundError",
@@ -56,12 +61,15 @@ __all__ = [
     "LedgerIntegrityError",
     "LedgerKeyError",
     "MlgateError",
+    "MonitoringError",
     "ModelFailedError",
     "ModelNotFoundError",
     "OverloadedError",
     "PayloadTooLargeError",
     "PolicyError",
+    "ProfileError",
     "ProofError",
+    "QuarantinedBatchError",
     "RateLimitedError",
     "RegistryError",
     "ServingError",
@@ -206,3 +214,29 @@ class UnauthorizedError(ServingError):
 
 class ForbiddenError(ServingError):
     pass
+
+
+class MonitoringError(MlgateError):
+    """A drift, data-quality or monitoring operation could not be carried out."""
+
+
+class DataError(MonitoringError):
+    """Input data is unreadable, empty, ill-typed or lacks a column the check needs."""
+
+
+class ProfileError(MonitoringError):
+    """A reference profile is corrupt, of an unknown format, or does not fit the data."""
+
+
+class QuarantinedBatchError(MonitoringError):
+    """A batch failed its data-quality checks; it was set aside, not used.
+
+    ``reasons`` lists the failed checks; ``path`` is where the batch was quarantined.
+    """
+
+    def __init__(
+        self, message: str, *, reasons: tuple[str, ...] = (), path: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+        self.path = path
