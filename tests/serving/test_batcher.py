@@ -327,6 +327,59 @@ def test_expired_request_is_dropped_before_compute(executor: ThreadPoolExecutor)
     assert model.rows == [1, 1]
 
 
+def test_a_request_whose_batch_runs_past_its_deadline_fails_and_the_model_call_finishes(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model, clock = Model(), FakeClock()
+
+    async def scenario() -> None:
+        batcher = make(model, executor, clock)
+        model.gate.clear()
+        # 20 ms of the loop's time: the expiry timer, not a poll, fails the waiter.
+        with pytest.raises(DeadlineExceededError, match="its batch had run"):
+            await batcher.submit(x(7), clock.now + 0.02)
+        assert batcher.in_flight == 1  # the call itself cannot be stopped; it finishes
+        model.gate.set()
+        assert (await batcher.submit(x(8), FAR))["y"].tolist() == [[17.0]]
+        await batcher.close()
+
+    run(scenario())
+    assert model.rows == [1, 1]
+
+
+def test_a_queued_request_fails_at_its_deadline_even_while_the_model_hangs(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model, clock = Model(), FakeClock()
+
+    async def scenario() -> None:
+        batcher = make(model, executor, clock)
+        first = await busy(batcher, model)
+        with pytest.raises(DeadlineExceededError, match="in the queue"):
+            await batcher.submit(x(42), clock.now + 0.02)
+        model.gate.set()
+        assert (await first)["y"].tolist() == [[-1.0]]
+        assert (await batcher.submit(x(1), FAR))["y"].tolist() == [[3.0]]
+        await batcher.close()
+
+    run(scenario())
+    seen = np.concatenate([call["x"][:, 0] for call in model.calls])
+    assert 42.0 not in seen  # it expired before its batch could run
+
+
+def test_enqueue_returns_a_future_settled_without_a_task(executor: ThreadPoolExecutor) -> None:
+    model = Model()
+
+    async def scenario() -> None:
+        batcher = make(model, executor)
+        future = batcher.enqueue(x(2), FAR)
+        assert isinstance(future, asyncio.Future) and not isinstance(future, asyncio.Task)
+        assert (await future)["y"].tolist() == [[5.0]]
+        await batcher.close()
+
+    run(scenario())
+
+
 def test_cancelled_waiter_is_skipped(executor: ThreadPoolExecutor) -> None:
     model = Model()
 

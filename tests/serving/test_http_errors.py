@@ -42,6 +42,10 @@ STATUS = {
     "PolicyError": 400,
     "UnauthorizedError": 401,
     "ForbiddenError": 403,
+    "MonitoringError": 500,
+    "DataError": 400,
+    "ProfileError": 500,
+    "QuarantinedBatchError": 422,
 }
 
 # Server-side faults whose text may hold URLs or paths: the client sees a generic body.
@@ -53,6 +57,8 @@ HIDDEN = {
     "LedgerError",
     "LedgerIntegrityError",
     "LedgerKeyError",
+    "MonitoringError",
+    "ProfileError",
 }
 
 SECRET = "postgresql://admin:hunter2@db.internal/prod"

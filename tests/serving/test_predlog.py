@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -52,7 +53,7 @@ def _record(
         inputs={"x": [[1.0, 2.0]]},
         outputs={"y": [0.5]} if outputs is None else outputs,
         latency_ms=1.25,
-        created_at="2025-01-02T03:04:05.000000Z",
+        created_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp(),
     )
 
 
@@ -233,13 +234,28 @@ def test_records_that_do_not_fit_are_dropped_alone(workspace: Workspace) -> None
     assert ids == ["ok-1", "ok-3"]
 
 
-def test_a_payload_that_is_not_strict_json_is_not_logged_but_the_row_is(
+def test_non_finite_numbers_are_logged_as_null_and_unencodable_payloads_as_sql_null(
     workspace: Workspace,
 ) -> None:
-    _log(workspace, [_record("nan", outputs={"y": [math.nan]}), _record("plain")])
+    arrays = {
+        "p": np.array([[0.25, np.nan], [np.inf, 0.5]], dtype=np.float32),
+        "label": np.array([b"cat", b"dog"], dtype=object),
+        "column": np.arange(6).reshape(2, 3)[:, 1],  # not contiguous
+    }
+    _log(
+        workspace,
+        [
+            _record("nan", outputs={"y": [math.nan]}),
+            _record("arrays", outputs=arrays),
+            _record("odd", outputs={"y": object()}),
+            _record("plain"),
+        ],
+    )
     rows = read_predictions(workspace.store, "iris")
     assert [(r["request_id"], r["outputs"]) for r in rows] == [
-        ("nan", None),
+        ("nan", {"y": [None]}),
+        ("arrays", {"p": [[0.25, None], [None, 0.5]], "label": ["cat", "dog"], "column": [1, 4]}),
+        ("odd", None),
         ("plain", {"y": [0.5]}),
     ]
     with workspace.store.read() as conn:  # SQL NULL, not the JSON document null

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import math
-import warnings
 from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlgate.errors import DeadlineExceededError
-from mlgate.serving.resilience import CircuitBreaker, TokenBucket, run_with_deadline
+from mlgate.serving.resilience import CircuitBreaker, TokenBucket
 
 
 class FakeClock:
@@ -182,64 +178,6 @@ def test_breaker_matches_the_reference_model(threshold: int, steps: list[str | f
             breaker.record_failure()
             reference.failure(clock.now)
         assert state_of(breaker) == reference.state
-
-
-# --- run_with_deadline -----------------------------------------------------------------------
-
-
-def test_deadline_passes_the_result_through() -> None:
-    clock = FakeClock()
-
-    async def answer() -> int:
-        await asyncio.sleep(0)
-        return 42
-
-    assert asyncio.run(run_with_deadline(answer(), clock.now + 60, clock=clock, what="m")) == 42
-
-
-def test_deadline_timeout_raises_deadline_exceeded() -> None:
-    clock = FakeClock()
-
-    async def scenario() -> None:
-        never = asyncio.Event()
-        with pytest.raises(DeadlineExceededError, match=r"model v1 did not answer within \d+ ms"):
-            await run_with_deadline(never.wait(), clock.now + 0.001, clock=clock, what="model v1")
-
-    asyncio.run(scenario())
-
-
-def test_spent_budget_fails_at_once_without_starting_the_work() -> None:
-    clock = FakeClock()
-    started = False
-
-    async def work() -> None:
-        nonlocal started
-        started = True
-
-    async def scenario() -> None:
-        with pytest.raises(DeadlineExceededError, match="model v2 did not answer"):
-            await run_with_deadline(work(), clock.now, clock=clock, what="model v2")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        with pytest.raises(DeadlineExceededError):
-            await run_with_deadline(future, clock.now - 1.0, clock=clock, what="m")
-        assert future.cancelled()
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        asyncio.run(scenario())
-        gc.collect()
-    assert not started
-    assert [str(w.message) for w in caught] == []
-
-
-def test_timeout_error_from_the_work_itself_is_not_a_deadline() -> None:
-    clock = FakeClock()
-
-    async def flaky() -> None:
-        raise TimeoutError("upstream socket")
-
-    with pytest.raises(TimeoutError, match="upstream socket"):
-        asyncio.run(run_with_deadline(flaky(), clock.now + 60, clock=clock, what="m"))
 
 
 # --- token bucket ----------------------------------------------------------------------------

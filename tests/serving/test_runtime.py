@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from mlgate.errors import DeadlineExceededError
 from mlgate.serving.runtime import ServingState
 from mlgate.workspace import Workspace
-from tests.models import linear_classifier, register
+from tests.models import gate, gated_classifier, linear_classifier, register
 
 W = [[1.0, -1.0, 0.5], [0.5, 0.0, -0.5], [-1.0, 1.0, 0.0], [0.25, 0.25, -0.25]]
 B = [0.1, -0.2, 0.3]
@@ -28,7 +30,7 @@ def test_moving_the_champion_retires_the_old_runner_and_closes_it_later(
             await state.start()
             old = state.snapshot.endpoint("m").primary
             assert old.version.version == 1
-            outputs = await old.predict({"x": ROW}, deadline=float("inf"))
+            outputs = await old.predict({"x": ROW}, deadline=float("inf"), timeout_s=1.0)
             assert outputs["probabilities"].shape == (1, 3)
 
             workspace.registry.move_alias("m", "champion", 2, actor="t")
@@ -40,11 +42,46 @@ def test_moving_the_champion_retires_the_old_runner_and_closes_it_later(
             assert not state._retired, "an idle retired runner is closed once its grace ends"
             # A request still holding the old runner gets a clear refusal, never a hang.
             try:
-                await old.predict({"x": ROW}, deadline=float("inf"))
+                await old.predict({"x": ROW}, deadline=float("inf"), timeout_s=1.0)
             except Exception as exc:
                 assert "shutting down" in str(exc)
             else:
                 raise AssertionError("a closed runner must refuse new work")
+            await state.close()
+
+    asyncio.run(scenario())
+
+
+def test_only_a_model_call_that_ran_the_whole_budget_counts_against_the_circuit(
+    workspace: Workspace,
+) -> None:
+    """Deadlines missed under load leave the breaker closed; a hung model opens it."""
+    name = f"runtime-breaker-{uuid.uuid4().hex}"  # gates are process-wide: one per run
+    data, trusted = gated_classifier(name)
+    register(workspace, "slow", data, trusted_types=trusted, champion=True)
+    hung = gate(name)
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2) as executor:
+            state = ServingState(workspace, executor, poll_interval_s=60)
+            await state.start()
+            runner = state.snapshot.endpoint("slow").primary
+            call = asyncio.create_task(runner.predict({"input": ROW}, float("inf"), 1.0))
+            assert await asyncio.to_thread(hung.wait_for_calls, 1)
+            missed = DeadlineExceededError("deadline")
+            # The running call is younger than a 10 s budget: that is load, not sickness.
+            for _ in range(10):
+                runner.record(missed, timeout_s=10.0)
+            assert runner.breaker.state == "closed"
+            async with asyncio.timeout(30):  # a net against hangs, not a timing assertion
+                while runner.batcher.longest_running_s < 0.01:
+                    await asyncio.sleep(0.001)
+            # It has now run longer than a 10 ms budget: the model is the problem.
+            for _ in range(5):
+                runner.record(missed, timeout_s=0.01)
+            assert runner.breaker.state == "open"
+            hung.opened.set()
+            await call
             await state.close()
 
     asyncio.run(scenario())

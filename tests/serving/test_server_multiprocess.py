@@ -158,29 +158,26 @@ def test_a_deploy_reaches_every_worker_within_about_a_second(
         base_url=two_workers, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)
     ) as client:
 
-        def versions(count: int) -> list[str]:
-            found = []
-            for _ in range(count):
-                response = client.post("/v2/models/live/infer", json=body)
-                assert response.status_code == 200, response.text
-                found.append(response.headers["x-mlgate-version"])
-            return found
+        def version() -> str:
+            response = client.post("/v2/models/live/infer", json=body)
+            assert response.status_code == 200, response.text
+            return str(response.headers["x-mlgate-version"])
 
-        assert set(versions(60)) == {"1"}
+        assert {version() for _ in range(60)} == {"1"}
         _deploy(workspace, 2)
         deployed = time.monotonic()
-        while True:
-            batch = versions(20)
-            elapsed = time.monotonic() - deployed
-            if set(batch) == {"2"}:
-                break
-            assert elapsed < 15, f"workers still answer {batch} {elapsed:.2f} s after the deploy"
-        # Every later request, on whichever worker, answers with the new version.
-        after = versions(100)
-        assert set(after) == {"2"}, after
-        assert elapsed < _BOUND_S, (
-            f"the deploy took {elapsed:.2f} s to reach every worker (promise: about 1 s)"
+        # Watch for a while past the bound: a worker that was busy while the first new
+        # answers came back must still show up with the old version, if it has it.
+        seen: list[tuple[float, str]] = []
+        while (elapsed := time.monotonic() - deployed) < _BOUND_S + 1.5:
+            seen.append((elapsed, version()))
+        last_old = max((t for t, v in seen if v == "1"), default=0.0)
+        assert last_old < _BOUND_S, (
+            f"a worker still answered with version 1 {last_old:.2f} s after the deploy "
+            f"(promise: about 1 s)"
         )
+        settled = [v for t, v in seen if t >= _BOUND_S]
+        assert len(settled) >= 20 and set(settled) == {"2"}, settled
         scrape = client.get("/metrics")
         assert scrape.status_code == 200
         assert 'mlgate_requests_total{endpoint="live"' in scrape.text

@@ -10,6 +10,12 @@ in the next batch together ("natural batching"), which adds no latency.
 The shape of the loop follows ``ray/serve/batching.py``: wait on an event,
 cap the batches in flight, skip cancelled waiters, and settle every waiter's
 future with a result or an exception so that nothing can hang.
+
+Deadlines are enforced here too, by one event-loop timer per request that fails
+its future when time runs out, whether it is still queued or its batch is
+running. That replaced an ``asyncio.timeout`` around every await, which cost 7 %
+of the event loop in bench/serving's profile (context manager, task lookups and
+cancellation unwinding the caller).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ logger = logging.getLogger(__name__)
 Tensor = np.ndarray[Any, Any]
 Predict = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
+# Budgets past a day (or infinite) arm no timer: uvloop refuses an infinite one.
+_NO_TIMER_BEYOND_S = 86_400.0
 # Weight of the newest observation in the throughput and latency averages.
 _EWMA_ALPHA = 0.2
 
@@ -89,6 +97,8 @@ class _Request:
     deadline: float
     enqueued_at: float
     future: asyncio.Future[dict[str, Tensor]]
+    timer: asyncio.TimerHandle | None = None
+    launched_at: float = 0.0  # when its batch went to the model; 0 while queued
 
 
 class AdaptiveBatcher:
@@ -152,7 +162,19 @@ class AdaptiveBatcher:
     async def submit(self, inputs: dict[str, Tensor], deadline: float) -> dict[str, Tensor]:
         """Queue ``inputs`` and return this request's rows of the model's outputs.
 
-        ``deadline`` is absolute, in the batcher's clock.
+        ``deadline`` is absolute, in the batcher's clock; past it the call raises
+        DeadlineExceededError, whether the request was still queued or running.
+        """
+        # Cancelling the caller cancels the future; the collector then skips it.
+        return await self.enqueue(inputs, deadline)
+
+    def enqueue(
+        self, inputs: dict[str, Tensor], deadline: float
+    ) -> asyncio.Future[dict[str, Tensor]]:
+        """Queue ``inputs`` and return the future of its outputs, for callers that need no task.
+
+        Admission errors raise here; everything after (model failure, deadline) settles
+        the future. Shadow calls use this to cost a callback instead of a task.
         """
         if self._closed:
             raise OverloadedError("server is shutting down", reason="shutdown")
@@ -184,11 +206,33 @@ class AdaptiveBatcher:
             self._collector = loop.create_task(self._collect(), name="mlgate-batcher")
             self._collector.add_done_callback(self._collector_done)
         future: asyncio.Future[dict[str, Tensor]] = loop.create_future()
-        self._queue.append(_Request(inputs, rows, key, deadline, now, future))
+        request = _Request(inputs, rows, key, deadline, now, future)
+        if deadline - now < _NO_TIMER_BEYOND_S:  # the loop's clock; the budget left is the same
+            request.timer = loop.call_at(loop.time() + (deadline - now), self._expire, request)
+        self._queue.append(request)
         self._queued_rows += rows
         self._wakeup.set()
-        # Cancelling the caller cancels ``future``; the collector then skips it.
-        return await future
+        return future
+
+    def _expire(self, request: _Request) -> None:
+        """Timer callback: the request's deadline has come and it has no answer yet."""
+        if request.future.done():
+            return
+        now = self._clock()
+        budget_ms = (request.deadline - request.enqueued_at) * 1000
+        if request.launched_at:
+            message = (
+                f"model did not answer within the {budget_ms:.0f} ms left for it: its batch "
+                f"had run {(now - request.launched_at) * 1000:.0f} ms; retry with a longer "
+                "deadline or check the model's latency"
+            )
+        else:
+            message = (
+                f"request deadline passed after {(now - request.enqueued_at) * 1000:.0f} ms "
+                "in the queue, before its batch could run; retry with a longer deadline"
+            )
+        # Still queued: it stays there, done, and the collector skips it.
+        request.future.set_exception(DeadlineExceededError(message))
 
     async def close(self) -> None:
         """Stop batching: queued waiters are shed, batches in flight finish."""
@@ -276,6 +320,7 @@ class AdaptiveBatcher:
         if not request.future.done() and request.deadline > now:
             return False
         self._queued_rows -= request.rows
+        _disarm(request)
         if not request.future.done():
             waited_ms = (now - request.enqueued_at) * 1000
             request.future.set_exception(
@@ -291,6 +336,8 @@ class AdaptiveBatcher:
         started = self._clock()
         max_wait = max(started - request.enqueued_at for request in batch)
         self._in_flight += 1
+        for request in batch:
+            request.launched_at = started
         loop = asyncio.get_running_loop()
         try:
             call = loop.run_in_executor(
@@ -329,6 +376,7 @@ class AdaptiveBatcher:
         else:
             failed = False
             for request, outcome in zip(batch, call.result(), strict=True):
+                _disarm(request)
                 if request.future.done():
                     continue
                 if isinstance(outcome, ModelFailedError):
@@ -449,8 +497,15 @@ def _model_failed(error: BaseException) -> ModelFailedError:
 def _fail(batch: list[_Request], make: Callable[[], BaseException]) -> None:
     """Give each waiter its own exception instance, so tracebacks do not mix."""
     for request in batch:
+        _disarm(request)
         if not request.future.done():
             request.future.set_exception(make())
+
+
+def _disarm(request: _Request) -> None:
+    if request.timer is not None:
+        request.timer.cancel()
+        request.timer = None
 
 
 def _ewma(previous: float | None, value: float) -> float:

@@ -54,6 +54,9 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (errors.LedgerError, 500),
     (errors.StoreError, 503),  # the database is unreachable or on another schema
     (errors.ConfigError, 500),
+    (errors.DataError, 400),  # data a client sent for a drift or quality check
+    (errors.QuarantinedBatchError, 422),  # well-formed, refused by the quality checks
+    (errors.MonitoringError, 500),  # a profile on the server's disk is unusable
 )
 
 # 5xx errors outside this tuple describe server internals and get a generic body.

@@ -4,7 +4,10 @@ Serving must never wait on the database, nor die with it. :meth:`PredictionLogWr
 appends to a bounded in-memory queue in O(1) on the event loop; a background task writes
 what is queued in batches (one ``executemany`` per batch, in a worker thread so the loop
 keeps serving). A full queue, or a database that stays down, costs log records, counted,
-never requests. The log is lossy by design: it feeds monitoring and bandit statistics,
+never requests. The hot path only keeps references: payloads stay numpy arrays and the
+time a float until the writer's thread encodes them (orjson, numpy-aware) and formats the
+time, because converting on the event loop cost more than the rest of the router (measured
+by bench/serving's profile). The log is lossy by design: it feeds monitoring and bandit statistics,
 where a missing sample biases nothing. The audit trail is the ledger, not this.
 
 Feedback arrives later, keyed by the ``request_id`` the server answered with, and is joined
@@ -22,9 +25,11 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import orjson
 import sqlalchemy as sa
 
 from mlgate.errors import InvalidRequestError
@@ -57,10 +62,6 @@ _WIDTHS = {"request_id": 128, "endpoint": 128, "version": 64, "route": 256, "sta
 # None must reach the database as SQL NULL ("not logged", "no label"), not as the JSON
 # document ``null`` that sa.JSON writes by default, so that IS NULL means what it says.
 _NULLABLE_JSON = sa.JSON(none_as_null=True)
-_INSERT_PREDICTIONS = prediction_log.insert().values(
-    inputs=sa.bindparam("inputs", type_=_NULLABLE_JSON),
-    outputs=sa.bindparam("outputs", type_=_NULLABLE_JSON),
-)
 _INSERT_FEEDBACK = feedback.insert().values(label=sa.bindparam("label", type_=_NULLABLE_JSON))
 _PREDICTION_COLUMNS = tuple(prediction_log.columns)
 
@@ -69,8 +70,9 @@ _PREDICTION_COLUMNS = tuple(prediction_log.columns)
 class PredictionRecord:
     """One answered (or refused) request, as the router saw it.
 
-    ``status`` is "ok", "fallback", "error" or "shed"; ``inputs``/``outputs`` are JSON-able
-    mappings of tensor name to nested lists, or None when the endpoint does not log payloads.
+    ``status`` is "ok", "fallback", "error" or "shed"; ``inputs``/``outputs`` map tensor
+    names to numpy arrays or JSON-able values, or are None when nothing is logged.
+    ``created_at`` is Unix time in seconds. Both are converted in the writer's thread.
     """
 
     request_id: str
@@ -82,7 +84,7 @@ class PredictionRecord:
     inputs: Mapping[str, Any] | None
     outputs: Mapping[str, Any] | None
     latency_ms: float
-    created_at: str
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ class PredictionLogWriter:
         self._closing = False
         self._dropped = 0
         self._written = 0
+        self._insert_rows = _insert_statement(store)
 
     @property
     def dropped(self) -> int:
@@ -227,7 +230,7 @@ class PredictionLogWriter:
         rows = [row for record in batch if (row := _to_row(record)) is not None]
         if rows:
             with self._store.write() as conn:
-                conn.execute(_INSERT_PREDICTIONS, rows)
+                conn.execute(self._insert_rows, rows)
         return len(batch) - len(rows)
 
     def _drop(self, count: int) -> None:
@@ -237,6 +240,19 @@ class PredictionLogWriter:
                 self._on_drop(count)
             except Exception:  # a broken metrics hook must not break serving
                 logger.exception("the prediction log's on_drop callback failed")
+
+
+def _insert_statement(store: Store) -> sa.Insert:
+    """An insert taking payloads already encoded as JSON text.
+
+    Encoding happens once, with orjson, instead of through sa.JSON's per-row json.dumps.
+    PostgreSQL will not take text for a json column implicitly, hence the cast there.
+    """
+    params = sa.bindparam("inputs", type_=sa.Text), sa.bindparam("outputs", type_=sa.Text)
+    if store.engine.dialect.name == "postgresql":
+        inputs, outputs = (sa.cast(param, sa.JSON) for param in params)
+        return prediction_log.insert().values(inputs=inputs, outputs=outputs)
+    return prediction_log.insert().values(inputs=params[0], outputs=params[1])
 
 
 def _to_row(record: PredictionRecord) -> dict[str, Any] | None:
@@ -249,31 +265,45 @@ def _to_row(record: PredictionRecord) -> dict[str, Any] | None:
         return None
     try:
         latency_ms = float(record.latency_ms)
-    except (TypeError, ValueError):
+        created_at = format_time(datetime.fromtimestamp(float(record.created_at), UTC))
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
     return {
         **names,
         "shadow": bool(record.shadow),
-        "inputs": _loggable(record.inputs),
-        "outputs": _loggable(record.outputs),
+        "inputs": _encode_payload(record.inputs),
+        "outputs": _encode_payload(record.outputs),
         "latency_ms": latency_ms,
-        "created_at": str(record.created_at),
+        "created_at": created_at,
     }
 
 
-def _loggable(payload: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    """The payload, or None ("not logged") when it is not strict JSON.
+def _encode_payload(payload: Mapping[str, Any] | None) -> str | None:
+    """The payload as strict JSON text, or None ("not logged") when it cannot be.
 
-    PostgreSQL's json type refuses NaN and infinity, which models do emit; keeping the row
-    without its payload keeps the request countable for bandits and monitoring.
+    Non-finite numbers become ``null`` (orjson's rule; PostgreSQL's json type refuses NaN),
+    which readers treat as a missing value, as they should. BYTES tensors are logged as
+    UTF-8 text; a payload with anything else unencodable keeps its row, without payload,
+    so the request still counts for bandits and monitoring.
     """
     if payload is None:
         return None
     try:
-        json.dumps(payload, allow_nan=False)
-    except (TypeError, ValueError):
+        return orjson.dumps(
+            payload, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY
+        ).decode()
+    except (TypeError, orjson.JSONEncodeError):
         return None
-    return payload
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):  # dtypes orjson does not take natively (object, float16)
+        return value.tolist()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _describe(exc: BaseException) -> str:

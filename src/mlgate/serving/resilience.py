@@ -1,4 +1,6 @@
-"""Resilience primitives for the data plane: circuit breaker, deadlines, rate limits.
+"""Resilience primitives for the data plane: circuit breaker and rate limits.
+
+Deadlines are enforced by the batcher, which owns the queue a request waits in.
 
 Each is a small state machine over an injected clock, so that tests can drive
 time by hand and one process can hold one instance per model version or client
@@ -13,15 +15,11 @@ refilled at ``rate_per_s``.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from mlgate.errors import DeadlineExceededError
-
-__all__ = ["BreakerState", "CircuitBreaker", "TokenBucket", "run_with_deadline"]
+__all__ = ["BreakerState", "CircuitBreaker", "TokenBucket"]
 
 T = TypeVar("T")
 BreakerState = Literal["closed", "open", "half_open"]
@@ -88,43 +86,6 @@ class CircuitBreaker:
         if self._state == "half_open" or self._failures >= self._threshold:
             self._state = "open"
             self._since = self._clock()
-
-
-async def run_with_deadline(
-    coro: Awaitable[T],
-    deadline: float,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    what: str,
-) -> T:
-    """Await ``coro`` for what is left until ``deadline`` (absolute, in ``clock`` seconds).
-
-    A spent budget fails at once without starting the work; the coroutine is
-    closed (or the future cancelled) so nothing is left "never awaited". Only
-    our own timeout becomes DeadlineExceededError; a TimeoutError raised by
-    ``coro`` itself passes through unchanged.
-    """
-    remaining = deadline - clock()
-    if remaining <= 0:
-        if inspect.iscoroutine(coro):
-            coro.close()
-        elif isinstance(coro, asyncio.Future):
-            coro.cancel()
-        raise DeadlineExceededError(
-            f"{what} did not answer within the deadline: the budget ran out "
-            f"{-remaining * 1000:.0f} ms before the call; retry with a longer deadline"
-        )
-    timeout = asyncio.timeout(remaining)
-    try:
-        async with timeout:
-            return await coro
-    except TimeoutError as exc:
-        if not timeout.expired():
-            raise
-        raise DeadlineExceededError(
-            f"{what} did not answer within {remaining * 1000:.0f} ms; "
-            "retry with a longer deadline or check the model's latency"
-        ) from exc
 
 
 class TokenBucket:
