@@ -187,7 +187,7 @@ class OverloadedError(ServingError):
     """Shed before compute: the queue is full, the deadline cannot be met, or a circuit is open.
 
     ``reason`` is a short label for metrics: ``queue``, ``deadline``, ``circuit_open``,
-    ``loading`` or ``shutdown``.
+    ``overload`` (refused at the door), ``loading`` or ``shutdown``.
     """
 
     def __init__(self, message: str, *, retry_after_s: float = 1.0, reason: str = "queue") -> None:

@@ -31,6 +31,7 @@ from mlgate.errors import (
 )
 from mlgate.serving.combine import combine_majority, combine_mean, combine_weighted_mean, confidence
 from mlgate.serving.metrics import ServingMetrics
+from mlgate.serving.overload import LoadShedder
 from mlgate.serving.predlog import PredictionLogWriter, PredictionRecord
 from mlgate.serving.protocol import (
     InferRequest,
@@ -78,6 +79,7 @@ class DataPlane:
         max_elements: int = 10_000_000,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        shedder: LoadShedder | None = None,
     ) -> None:
         self.state = state
         self.metrics = metrics
@@ -88,6 +90,23 @@ class DataPlane:
         self._shadows: set[asyncio.Future[Arrays]] = set()
         self._limits = RateLimits(clock=clock)
         self._request_ids = RequestIds()
+        self._shedder = shedder
+
+    def admit(self, name: str) -> None:
+        """Refuse an inference request before its body is read while the loop is behind."""
+        if self._shedder is None or self._shedder.admit():
+            return
+        # Unknown names stay out of the metrics: a label per junk name is a memory leak.
+        label = name if name in self.state.snapshot.endpoints else "-"
+        self.metrics.shed(label, "overload")
+        self.metrics.observe_request(label, "-", "-", "shed", 0.0)
+        raise OverloadedError(
+            f"the server is overloaded (event loop {self._shedder.lag_s * 1000:.0f} ms behind, "
+            f"refusing {self._shedder.shed_share:.0%} of requests); retry after the "
+            "Retry-After interval or send to another replica",
+            retry_after_s=1.0,
+            reason="overload",
+        )
 
     async def infer(
         self,

@@ -51,10 +51,10 @@ class InferenceFastPath:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         try:
+            plane = self._plane()
+            plane.admit(name)  # before the body: a refusal must cost far less than an answer
             body = await read_body(receive, headers.get("content-length"), self._max_body_bytes)
-            reply = await self._plane().infer(
-                name, version, body, headers, client[0] if client else None
-            )
+            reply = await plane.infer(name, version, body, headers, client[0] if client else None)
             status, payload, extra = 200, reply.body, reply.headers
         except Exception as exc:  # every failure is an OIP error body, never a trace
             status, payload, extra = status_for(exc), error_body(exc), error_headers(exc)
