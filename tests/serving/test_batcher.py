@@ -607,3 +607,85 @@ def test_each_request_gets_its_own_rows_back(
         rows = call["x"].shape[0]
         alone = any(np.array_equal(call["x"], request["x"]) for request in requests)
         assert rows <= max_batch_size or alone
+
+
+# --- small models on the event loop ----------------------------------------------------------
+
+
+class ThreadRecorder:
+    """A fast model that notes which thread ran each call; ``slow`` rows sleep."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def __call__(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        self.threads.append(threading.current_thread().name)
+        if (inputs["x"] < 0).any():
+            threading.Event().wait(0.1)  # a slow call, over any budget below
+        return {"y": inputs["x"] * 2 + 1}
+
+
+def _loop_thread() -> str:
+    return threading.current_thread().name
+
+
+def test_a_fast_model_moves_onto_the_loop_and_a_slow_call_sends_it_back() -> None:
+    model = ThreadRecorder()
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2, thread_name_prefix="infer") as pool:
+            config = BatchingConfig(inline_budget_s=0.05)  # generous: CI machines are shared
+            batcher = AdaptiveBatcher(model, config, pool)
+            for i in range(40):
+                assert (await batcher.submit(x(i), FAR))["y"].tolist() == [[2.0 * i + 1]]
+            assert batcher.runs_inline
+            assert model.threads[0].startswith("infer")  # observed on the threads first
+            assert model.threads[-1] == _loop_thread()
+            # A bigger batch than any seen so far is not extrapolated to: a thread runs it.
+            await batcher.submit(x(*range(5)), FAR)
+            assert model.threads[-1].startswith("infer")
+            # One slow call (inline, since one row was always fast) ends inline running.
+            assert (await batcher.submit(x(-1), FAR))["y"].tolist() == [[-1.0]]
+            assert not batcher.runs_inline
+            await batcher.submit(x(1), FAR)
+            assert model.threads[-1].startswith("infer")
+            await batcher.close()
+
+    run(scenario())
+
+
+def test_an_inline_budget_of_zero_keeps_every_call_on_the_threads() -> None:
+    model = ThreadRecorder()
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2, thread_name_prefix="infer") as pool:
+            batcher = AdaptiveBatcher(model, BatchingConfig(inline_budget_s=0.0), pool)
+            for i in range(40):
+                await batcher.submit(x(i), FAR)
+            assert not batcher.runs_inline
+            await batcher.close()
+
+    run(scenario())
+    assert all(name.startswith("infer") for name in model.threads)
+
+
+def test_a_model_failing_inline_fails_only_its_request() -> None:
+    def fn(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        if (inputs["x"] == 13).any():
+            raise ValueError("unlucky row")
+        return {"y": inputs["x"] * 2 + 1}
+
+    model = Model(fn)
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            batcher = AdaptiveBatcher(model, BatchingConfig(inline_budget_s=0.05), pool)
+            for i in range(40):
+                await batcher.submit(x(i % 10), FAR)
+            assert batcher.runs_inline
+            with pytest.raises(ModelFailedError, match="unlucky row"):
+                await batcher.submit(x(13), FAR)
+            assert (await batcher.submit(x(2), FAR))["y"].tolist() == [[5.0]]
+            await batcher.close()
+
+    run(scenario())

@@ -11,6 +11,7 @@ the hot path.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -129,6 +130,10 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> Inferen
         await state.start()
         await predlog.start()
         await shedder.start()
+        # Everything loaded so far (modules, models, the snapshot) lives as long as the
+        # process: freezing it keeps full garbage collections from rescanning it, which
+        # showed as 100 ms p99 spikes once the prediction log kept records alive.
+        gc.freeze()
         plane = DataPlane(state, metrics, predlog, max_elements=cfg.max_elements, shedder=shedder)
         holder.update(
             workspace=workspace, state=state, plane=plane, metrics=metrics, predlog=predlog

@@ -297,6 +297,7 @@ class ServingState:
             max_batch_size=spec.batching.max_batch_size,
             max_wait_s=spec.batching.max_wait_ms / 1000.0,
             max_queue=spec.batching.max_queue,
+            inline_budget_s=spec.batching.inline_budget_ms / 1000.0,
         )
         runners: dict[str, VersionRunner] = {}
         primary_targets = [str(t) for t in spec.route.targets()]
