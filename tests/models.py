@@ -228,6 +228,7 @@ class GatedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     * ``fail_at``: a call raises when any row's first feature is at least this.
     * ``load_gate``: loading the model (skops restoring it) waits at this gate when
       the test asked for it with ``Gate.hold_next_load()``.
+    * ``delay_s``: every ``predict_proba`` takes at least this long (a slow model).
 
     A gate left closed makes the wait give up after :data:`HANG_LIMIT_S` with an
     error, so a forgotten test cannot pin a thread for good.
@@ -239,11 +240,13 @@ class GatedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         fail_at: float | None = None,
         load_gate: str = "",
         answer: Sequence[float] = (0.2, 0.3, 0.5),
+        delay_s: float = 0.0,
     ) -> None:
         self.gate_name = gate_name
         self.fail_at = fail_at
         self.load_gate = load_gate
         self.answer = answer
+        self.delay_s = delay_s
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -260,6 +263,8 @@ class GatedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         features = np.asarray(x)
         if self.gate_name:
             gate(self.gate_name).wait(f"gate {self.gate_name!r}")
+        if getattr(self, "delay_s", 0.0):
+            threading.Event().wait(self.delay_s)
         if self.fail_at is not None and (features[:, 0] >= self.fail_at).any():
             raise ValueError(f"a row has x[0] >= {self.fail_at}")
         return np.tile(np.asarray(self.answer, dtype=np.float64), (features.shape[0], 1))
@@ -275,6 +280,7 @@ def gated_classifier(
     fail_at: float | None = None,
     load_gate: str = "",
     answer: Sequence[float] = (0.2, 0.3, 0.5),
+    delay_s: float = 0.0,
 ) -> tuple[bytes, list[str]]:
     """A fitted :class:`GatedClassifier` (4 features, classes 0..2) as skops bytes.
 
@@ -283,7 +289,7 @@ def gated_classifier(
     """
     import skops.io
 
-    model = GatedClassifier(gate_name, fail_at, load_gate, tuple(answer))
+    model = GatedClassifier(gate_name, fail_at, load_gate, tuple(answer), delay_s)
     data = skops.io.dumps(model.fit(np.zeros((3, 4)), [0, 1, 2]))
     return data, sorted(skops.io.get_untrusted_types(data=data))
 

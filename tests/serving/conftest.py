@@ -222,8 +222,8 @@ def serve(settings: Settings, workspace: Workspace) -> Iterator[Callable[..., Se
         options: dict[str, Any] = {"poll_interval_s": 0.1, "seed": 20240601}
         options["inference_threads"] = 8  # a hung model must not starve the others
         # A test machine's CPU is shared: its load must not make a test about queues or
-        # deadlines see door-shedding 503s. test_server_overload turns it back on.
-        options["shed_lag_ms"] = 0.0
+        # deadlines see concurrency-limit 503s. test_server_overload turns it back on.
+        options["target_latency_ms"] = 0.0
         options.update(overrides)
         running = start_server(settings, workspace, ServeConfig(**options))
         started.append(running)

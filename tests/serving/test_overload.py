@@ -1,107 +1,136 @@
-"""LoadShedder: the AIMD rule on the shed share, driven by lag values rather than a loop."""
+"""ConcurrencyLimit: AIMD on requests in flight, driven by a fake clock and chosen latencies."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlgate.serving.overload import LoadShedder
+from mlgate.serving.overload import ConcurrencyLimit, LoopLag
 
 
-def test_a_loop_that_keeps_up_sheds_nothing() -> None:
-    shedder = LoadShedder(target_lag_s=0.015, rng=random.Random(1))
-    for _ in range(100):
-        shedder.observe(0.002)
-    assert shedder.shed_share == 0.0
-    assert all(shedder.admit() for _ in range(1000))
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_one_late_tick_is_a_pause_not_overload() -> None:
-    shedder = LoadShedder(target_lag_s=0.015, patience=3)
+def _window(limit: ConcurrencyLimit, clock: Clock, latency_s: float, count: int) -> None:
+    """Fill the limit to ``count`` in flight, release all at ``latency_s``, end the window."""
+    taken = sum(limit.acquire() for _ in range(count))
+    for _ in range(taken - 1):
+        limit.release(latency_s)
+    clock.now += 1.0
+    limit.release(latency_s)  # the window's last release adapts the limit
+
+
+def test_requests_over_the_limit_are_refused_and_slots_come_back() -> None:
+    limit = ConcurrencyLimit(initial=3, minimum=1, clock=Clock())
+    assert [limit.acquire() for _ in range(4)] == [True, True, True, False]
+    assert limit.in_flight == 3
+    limit.release(0.001)
+    assert limit.acquire()
+
+
+def test_latency_over_target_shrinks_the_limit_and_under_it_grows_a_used_limit() -> None:
+    clock = Clock()
+    limit = ConcurrencyLimit(target_latency_s=0.010, initial=100, minimum=2, clock=clock)
+    _window(limit, clock, 0.011, 100)  # a little over: the smallest cut
+    assert limit.limit == 90
+    _window(limit, clock, 0.050, 90)  # far over: cut in proportion, at most by half
+    assert limit.limit == 45
+    for _ in range(40):
+        _window(limit, clock, 0.050, 200)
+    assert limit.limit == 2  # never below the minimum
+    _window(limit, clock, 0.008, 2)  # under target, limit in use: +1
+    assert limit.limit == 3
+    _window(limit, clock, 0.001, 3)  # well under: grows by a fifth, at least by one
+    assert limit.limit == 4
+    for _ in range(5):
+        _window(limit, clock, 0.001, limit.limit)
+    assert limit.limit == 10  # 5, 6, 7.2, 8.64, 10.37: by a fifth, at least one
+
+
+def test_an_unused_limit_does_not_grow() -> None:
+    clock = Clock()
+    limit = ConcurrencyLimit(target_latency_s=0.010, initial=50, clock=clock)
     for _ in range(10):
-        shedder.observe(0.2)  # a GC pause
-        shedder.observe(0.001)
-        shedder.observe(0.05)
-        shedder.observe(0.001)
-    assert shedder.shed_share == 0.0
-    for _ in range(3):
-        shedder.observe(0.05)
-    assert shedder.shed_share == pytest.approx(0.25)
+        _window(limit, clock, 0.001, 3)  # a light load far below the limit
+    assert limit.limit == 50
 
 
-def test_lag_over_target_cuts_admission_fast_and_reopens_slowly() -> None:
-    shedder = LoadShedder(target_lag_s=0.015, patience=1)
-    shedder.observe(0.05)
-    assert shedder.shed_share == pytest.approx(0.25)
-    shedder.observe(0.05)
-    assert shedder.shed_share == pytest.approx(1 - 0.75**2)
-    for _ in range(50):
-        shedder.observe(0.05)
-    assert shedder.shed_share == pytest.approx(0.95)  # never everything: keep measuring
-    shedder.observe(0.001)
-    assert shedder.shed_share == pytest.approx(0.94)
-    for _ in range(200):
-        shedder.observe(0.001)
-    assert shedder.shed_share == 0.0
+def test_the_target_includes_twice_the_model_call_time() -> None:
+    clock = Clock()
+    service = [0.0]
+    limit = ConcurrencyLimit(
+        target_latency_s=0.010, initial=10, clock=clock, service_time=lambda: service[0]
+    )
+    service[0] = 0.030  # a slow model: 30 ms per call is its normal, not overload
+    assert limit.target_s == pytest.approx(0.070)
+    _window(limit, clock, 0.060, 10)
+    assert limit.limit == 11
 
 
-def test_admit_refuses_about_the_shed_share() -> None:
-    shedder = LoadShedder(target_lag_s=0.015, patience=1, rng=random.Random(7))
-    for _ in range(3):
-        shedder.observe(1.0)
-    share = shedder.shed_share
-    refused = sum(not shedder.admit() for _ in range(20_000)) / 20_000
-    assert refused == pytest.approx(share, abs=0.02)
+def test_a_zero_target_admits_everything() -> None:
+    limit = ConcurrencyLimit(target_latency_s=0.0, initial=1, minimum=1, clock=Clock())
+    assert not limit.enabled
+    assert all(limit.acquire() for _ in range(1000))
 
 
-@given(st.lists(st.floats(min_value=0.0, max_value=10.0), max_size=300))
-def test_the_share_stays_a_probability_below_the_cap(lags: list[float]) -> None:
-    shedder = LoadShedder(target_lag_s=0.015, patience=1)
-    for lag in lags:
-        shedder.observe(lag)
-        assert 0.0 <= shedder.shed_share <= 0.95
-
-
-def test_a_zero_target_turns_the_watch_off() -> None:
-    async def scenario() -> None:
-        shedder = LoadShedder(target_lag_s=0.0)
-        await shedder.start()
-        assert not shedder.enabled and shedder._task is None
-        await shedder.close()
-
-    asyncio.run(scenario())
-
-
-def test_the_watch_measures_a_blocked_loop() -> None:
-    async def scenario() -> None:
-        shedder = LoadShedder(target_lag_s=0.01, interval_s=0.002, patience=1)
-        await shedder.start()
-        await asyncio.sleep(0.01)
-        time.sleep(0.05)  # hold the loop, as a flood of requests would
-        for _ in range(100):  # bounded: the next tick sees the lag
-            await asyncio.sleep(0.002)
-            if shedder.shed_share > 0:
-                break
-        assert shedder.shed_share > 0 and shedder.lag_s >= 0.01
-        await shedder.close()
-
-    asyncio.run(scenario())
+@given(st.lists(st.tuples(st.integers(0, 300), st.floats(0.0, 1.0)), max_size=60))
+def test_the_limit_stays_within_its_bounds(windows: list[tuple[int, float]]) -> None:
+    clock = Clock()
+    limit = ConcurrencyLimit(target_latency_s=0.01, initial=64, minimum=2, maximum=256, clock=clock)
+    for count, latency in windows:
+        _window(limit, clock, latency, max(count, 1))
+        assert 2 <= limit.limit <= 256
+        assert limit.in_flight == 0
 
 
 @pytest.mark.parametrize(
-    ("lag", "interval", "patience", "message"),
+    "kwargs",
     [
-        (-1.0, 0.005, 3, "target_lag_s"),
-        (0.01, 0.0, 3, "interval_s"),
-        (float("nan"), 0.005, 3, "target_lag_s"),
-        (0.01, 0.005, 0, "patience"),
+        {"target_latency_s": -1.0},
+        {"target_latency_s": float("nan")},
+        {"window_s": 0.0},
+        {"minimum": 0},
+        {"minimum": 10, "maximum": 5},
     ],
 )
-def test_settings_are_checked(lag: float, interval: float, patience: int, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        LoadShedder(target_lag_s=lag, interval_s=interval, patience=patience)
+def test_settings_are_checked(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="need target_latency_s"):
+        ConcurrencyLimit(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_target_includes_the_loop_lag_which_no_limit_can_remove() -> None:
+    clock = Clock()
+    lag = LoopLag(clock=clock)
+    for _ in range(50):
+        lag.observe(0.020)
+    assert lag.lag_s == pytest.approx(0.020, rel=1e-3)
+    limit = ConcurrencyLimit(
+        target_latency_s=0.010, initial=10, clock=clock, loop_lag=lambda: lag.lag_s
+    )
+    _window(limit, clock, 0.025, 10)  # 25 ms: all but 5 of it the loop's round
+    assert limit.limit == 11
+
+
+def test_loop_lag_measures_a_blocked_loop() -> None:
+    async def scenario() -> float:
+        lag = LoopLag(interval_s=0.002)
+        await lag.start()
+        await asyncio.sleep(0.01)
+        time.sleep(0.05)  # hold the loop, as a flood of requests would
+        for _ in range(100):  # bounded: the next tick sees it
+            await asyncio.sleep(0.001)
+            if lag.lag_s > 0.005:
+                break
+        await lag.close()
+        return lag.lag_s
+
+    assert asyncio.run(scenario()) > 0.005

@@ -1,88 +1,73 @@
-"""Shedding at the door through real HTTP: a server whose event loop falls behind says 503.
+"""Concurrency limits through real HTTP: more requests than an endpoint can answer in time.
 
-The test holds the server's own event loop (uvicorn runs in a thread of this process) with
-short blocking callbacks, as a flood of requests would, and checks that inference requests
-are then refused before their body is read, with Retry-After, that the connection stays
-usable, and that the server answers again once the loop keeps up.
+A model that takes 20 ms per call, unbatched, under 16 concurrent clients: requests queue
+behind each other far past the target, so the endpoint's limit shrinks and the requests
+over it are refused at once with 503 and Retry-After, before their bodies are read, on a
+connection that stays usable. Every request gets an answer, and once the load is gone the
+endpoint answers again.
 """
 
 from __future__ import annotations
 
-import threading
-import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from mlgate.workspace import Workspace
-from tests.models import linear_classifier, register
-from tests.serving.conftest import Server, assert_error, infer_body, wait_until
+from tests.models import gated_classifier, register
+from tests.serving.conftest import Server, assert_error, infer_body
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
-W = [[1.0, -1.0, 0.5], [0.5, 0.0, -0.5], [-1.0, 1.0, 0.0], [0.25, 0.25, -0.25]]
-B = [0.1, -0.2, 0.3]
 ROW = [[0.5, 1.0, -1.0, 2.0]]
+CLIENTS = 16
+PER_CLIENT = 8
 
 
-def _hold_loop(server: Server, stop: threading.Event) -> None:
-    """Block the server's loop 40 ms at a time until ``stop`` (lag well over 15 ms)."""
-    loop = server._server.servers[0].get_loop()
-    while not stop.is_set():
-        loop.call_soon_threadsafe(time.sleep, 0.04)
-        time.sleep(0.045)
+def _hammer(server: Server) -> list[httpx.Response]:
+    body = infer_body(ROW, input_name="input", datatype="FP64")
+
+    def client(_: int) -> list[httpx.Response]:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            return [http.post("/v2/models/slow/infer", json=body) for _ in range(PER_CLIENT)]
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        return [r for batch in pool.map(client, range(CLIENTS)) for r in batch]
 
 
-def test_a_server_whose_loop_falls_behind_refuses_at_the_door_and_recovers(
+def test_an_endpoint_past_its_limit_refuses_at_once_and_recovers(
     serve: Callable[..., Server], workspace: Workspace
 ) -> None:
-    register(workspace, "iris", linear_classifier(W, B), champion=True)
-    server = serve(shed_lag_ms=15.0)  # the default of `mlgate serve`
-    assert server.infer("iris", ROW).status_code == 200
-    stop = threading.Event()
-    holder = threading.Thread(target=_hold_loop, args=(server, stop), daemon=True)
-    holder.start()
-    try:
-        big = infer_body([[0.5, 1.0, -1.0, 2.0]] * 20_000)  # ~1 MB the server need not read
-        refused = wait_until(
-            lambda: (
-                (r := server.client.post("/v2/models/iris/infer", json=big)).status_code == 503
-                and r
-            ),
-            timeout=20,
-            what="a 503 while the loop is held",
-        )
-    finally:
-        stop.set()
-        holder.join()
-    assert isinstance(refused, httpx.Response)
-    assert_error(refused, 503, "overloaded", "event loop", "Retry-After")
+    data, trusted = gated_classifier(delay_s=0.02)
+    register(workspace, "slow", data, trusted_types=trusted, champion=True)
+    server = serve(target_latency_ms=10.0)  # the default of `mlgate serve`
+    server.deploy({"name": "slow", "batching": {"max_batch_size": 1}, "timeout_ms": 60_000})
+    responses = _hammer(server)
+
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses[200] > 0 and statuses[503] > 0, statuses
+    refused = next(r for r in responses if r.status_code == 503)
+    assert_error(refused, 503, "overloaded", "in flight", "Retry-After")
     assert refused.headers["retry-after"] == "1"
-    # Same keep-alive connection, unread body and all: the next answers are whole.
-    recovered = wait_until(
-        lambda: (r := server.infer("iris", ROW)).status_code == 200 and r,
-        timeout=20,
-        what="answers once the loop keeps up",
-    )
-    assert recovered.json()["model_name"] == "iris"
     metrics = server.metrics()
-    shed = metrics.get(("mlgate_shed_total", (("endpoint", "iris"), ("reason", "overload"))), 0)
-    assert shed >= 1
+    shed = metrics[("mlgate_shed_total", (("endpoint", "slow"), ("reason", "overload")))]
+    assert shed == statuses[503]
+    # The same keep-alive client, after refusals: whole answers again.
+    again = server.infer("slow", ROW, input_name="input", datatype="FP64")
+    assert again.status_code == 200, again.text
     assert server.healthy()
 
 
-def test_shedding_at_the_door_can_be_turned_off(
+def test_a_target_of_zero_turns_the_limit_off(
     serve: Callable[..., Server], workspace: Workspace
 ) -> None:
-    register(workspace, "iris", linear_classifier(W, B), champion=True)
-    server = serve(shed_lag_ms=0.0)
-    stop = threading.Event()
-    holder = threading.Thread(target=_hold_loop, args=(server, stop), daemon=True)
-    holder.start()
-    try:
-        statuses = {server.infer("iris", ROW).status_code for _ in range(20)}
-    finally:
-        stop.set()
-        holder.join()
-    assert statuses == {200}
+    data, trusted = gated_classifier(delay_s=0.02)
+    register(workspace, "slow", data, trusted_types=trusted, champion=True)
+    server = serve(target_latency_ms=0.0)
+    server.deploy({"name": "slow", "batching": {"max_batch_size": 1}, "timeout_ms": 60_000})
+    statuses = Counter(r.status_code for r in _hammer(server))
+    assert statuses == {200: CLIENTS * PER_CLIENT}

@@ -34,7 +34,7 @@ from mlgate.serving.fastpath import InferenceFastPath, read_body
 from mlgate.serving.http import error_body, error_headers, status_for
 from mlgate.serving.metrics import ServingMetrics, multiprocess_render
 from mlgate.serving.openapi import DEPLOY_OPENAPI, FEEDBACK_OPENAPI, INFER_OPENAPI
-from mlgate.serving.overload import LoadShedder
+from mlgate.serving.overload import LoopLag
 from mlgate.serving.predlog import FeedbackItem, PredictionLogWriter, record_feedback
 from mlgate.serving.protocol import (
     encode_error,
@@ -62,8 +62,9 @@ class ServeConfig:
     poll_interval_s: float = 0.5
     inference_threads: int = 0  # 0: one per CPU
     seed: int | None = None
-    # Event-loop lag past which inference requests are refused at the door; 0: never.
-    shed_lag_ms: float = 15.0
+    # Latency each endpoint's concurrency limit steers towards (plus twice the model's
+    # own call time); requests over the limit get a 503 at once. 0: no limit.
+    target_latency_ms: float = 10.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServeConfig:
@@ -73,7 +74,7 @@ class ServeConfig:
             max_elements=int(env.get("MLGATE_MAX_ELEMENTS", cls.max_elements)),
             poll_interval_s=float(env.get("MLGATE_POLL_INTERVAL_S", cls.poll_interval_s)),
             inference_threads=int(env.get("MLGATE_INFERENCE_THREADS", cls.inference_threads)),
-            shed_lag_ms=float(env.get("MLGATE_SHED_LAG_MS", cls.shed_lag_ms)),
+            target_latency_ms=float(env.get("MLGATE_TARGET_LATENCY_MS", cls.target_latency_ms)),
         )
 
 
@@ -126,22 +127,29 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> Inferen
         )
         metrics.set_queue_depth_source(state.queue_depths)
         predlog = PredictionLogWriter(workspace.store, on_drop=metrics.log_dropped)
-        shedder = LoadShedder(target_lag_s=cfg.shed_lag_ms / 1000.0)
         await state.start()
         await predlog.start()
-        await shedder.start()
         # Everything loaded so far (modules, models, the snapshot) lives as long as the
         # process: freezing it keeps full garbage collections from rescanning it, which
         # showed as 100 ms p99 spikes once the prediction log kept records alive.
         gc.freeze()
-        plane = DataPlane(state, metrics, predlog, max_elements=cfg.max_elements, shedder=shedder)
+        loop_lag = LoopLag()
+        await loop_lag.start()
+        plane = DataPlane(
+            state,
+            metrics,
+            predlog,
+            max_elements=cfg.max_elements,
+            target_latency_s=cfg.target_latency_ms / 1000.0,
+            loop_lag=loop_lag,
+        )
         holder.update(
             workspace=workspace, state=state, plane=plane, metrics=metrics, predlog=predlog
         )
         try:
             yield
         finally:
-            await shedder.close()
+            await loop_lag.close()
             await plane.drain()
             await predlog.close()
             await state.close()

@@ -143,7 +143,8 @@ class AdaptiveBatcher:
         self._queued_rows = 0
         self._in_flight = 0
         self._running: set[asyncio.Future[list[dict[str, Tensor] | ModelFailedError]]] = set()
-        self._launched: dict[int, float] = {}  # id(call) -> clock time the model call began
+        # id(call) -> [time the worker thread began the call], empty until it has begun
+        self._launched: dict[int, list[float]] = {}
         # asyncio primitives bind to a loop on first use, so building here is loop-free.
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(config.max_concurrency)
@@ -166,15 +167,24 @@ class AdaptiveBatcher:
         return self._in_flight
 
     @property
+    def service_time_s(self) -> float:
+        """Running average of one model call's duration (0 before the first call)."""
+        return self._latency_s or 0.0
+
+    @property
     def longest_running_s(self) -> float:
         """How long the oldest model call still running has run (0 when none runs).
+
+        Counted from when a worker thread took the call up (monotonic seconds), not from
+        when it was queued for one.
 
         A deadline that expired while a call ran this long points at the model; one
         that expired in the queue points at load. Circuit breakers need the difference.
         """
-        if not self._launched:
+        began = [start[0] for start in self._launched.values() if start]
+        if not began:
             return 0.0
-        return self._clock() - min(self._launched.values())
+        return time.monotonic() - min(began)
 
     async def submit(self, inputs: dict[str, Tensor], deadline: float) -> dict[str, Tensor]:
         """Queue ``inputs`` and return this request's rows of the model's outputs.
@@ -367,15 +377,18 @@ class AdaptiveBatcher:
                 done.set_exception(exc)
             self._finish(batch, started, max_wait, done)
             return
+        began: list[float] = []  # the worker appends when it starts: queued time is not the model's
         try:
-            call = loop.run_in_executor(self._executor, _run_batch, self._predict, inputs, rows)
+            call = loop.run_in_executor(
+                self._executor, _run_batch, self._predict, inputs, rows, began
+            )
         except Exception as exc:  # e.g. the executor was shut down
             self._in_flight -= 1
             self._slots.release()
             _fail(batch, functools.partial(_model_failed, exc))
             return
         self._running.add(call)
-        self._launched[id(call)] = started
+        self._launched[id(call)] = began
         call.add_done_callback(functools.partial(self._finish, batch, started, max_wait))
 
     def _may_run_inline(self, rows: int) -> bool:
@@ -479,14 +492,23 @@ def _describe(inputs: dict[str, Tensor]) -> tuple[int, Hashable]:
 
 
 def _run_batch(
-    predict: Predict, inputs: list[dict[str, Tensor]], rows: list[int]
+    predict: Predict,
+    inputs: list[dict[str, Tensor]],
+    rows: list[int],
+    began: list[float] | None = None,
 ) -> list[dict[str, Tensor] | ModelFailedError]:
     """Merge, predict and split in the worker thread, off the event loop.
+
+    ``began`` gets the time the call really started: a call that waited for a thread
+    (or for the GIL, on a loaded machine) is slow because of load, not because of the
+    model, and circuit breakers must tell the two apart.
 
     If a merged call fails, one request may have poisoned it (a row the model
     cannot handle): each request is then answered alone, so only the culprit
     fails and the requests that merely shared its batch still get their answer.
     """
+    if began is not None:
+        began.append(time.monotonic())
     try:
         return list(_run_merged(predict, inputs, rows))
     except ModelFailedError as error:

@@ -31,7 +31,7 @@ from mlgate.errors import (
 )
 from mlgate.serving.combine import combine_majority, combine_mean, combine_weighted_mean, confidence
 from mlgate.serving.metrics import ServingMetrics
-from mlgate.serving.overload import LoadShedder
+from mlgate.serving.overload import ConcurrencyLimit, LoopLag
 from mlgate.serving.predlog import PredictionLogWriter, PredictionRecord
 from mlgate.serving.protocol import (
     InferRequest,
@@ -44,7 +44,7 @@ from mlgate.serving.ratelimit import RateLimits
 from mlgate.serving.router import RoutePlan
 from mlgate.serving.runtime import EndpointView, ServingState, VersionRunner
 
-__all__ = ["DataPlane", "Reply", "pinned_target"]
+__all__ = ["OVERLOAD_ERROR", "DataPlane", "Reply", "pinned_target"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ class DataPlane:
         max_elements: int = 10_000_000,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
-        shedder: LoadShedder | None = None,
+        target_latency_s: float = 0.0,
+        loop_lag: LoopLag | None = None,
     ) -> None:
         self.state = state
         self.metrics = metrics
@@ -90,23 +91,40 @@ class DataPlane:
         self._shadows: set[asyncio.Future[Arrays]] = set()
         self._limits = RateLimits(clock=clock)
         self._request_ids = RequestIds()
-        self._shedder = shedder
+        self._target_latency_s = target_latency_s
+        self._limits_by_endpoint: dict[str, ConcurrencyLimit] = {}
+        self._loop_lag = loop_lag
 
-    def admit(self, name: str) -> None:
-        """Refuse an inference request before its body is read while the loop is behind."""
-        if self._shedder is None or self._shedder.admit():
-            return
-        # Unknown names stay out of the metrics: a label per junk name is a memory leak.
-        label = name if name in self.state.snapshot.endpoints else "-"
-        self.metrics.shed(label, "overload")
-        self.metrics.observe_request(label, "-", "-", "shed", 0.0)
-        raise OverloadedError(
-            f"the server is overloaded (event loop {self._shedder.lag_s * 1000:.0f} ms behind, "
-            f"refusing {self._shedder.shed_share:.0%} of requests); retry after the "
-            "Retry-After interval or send to another replica",
-            retry_after_s=1.0,
-            reason="overload",
-        )
+    def limit_for(self, name: str) -> ConcurrencyLimit | None:
+        """The concurrency limit of endpoint ``name``; None when limits are off or unknown.
+
+        The caller acquires before reading the body and releases after answering; a
+        refused acquire is answered with the prebuilt :data:`OVERLOAD_ERROR` reply, no
+        exception on the way, since a refusal must cost far less than an answer.
+        """
+        limit = self._limits_by_endpoint.get(name)
+        if limit is None:
+            if self._target_latency_s <= 0.0 or name not in self.state.snapshot.endpoints:
+                return None  # unknown names get their 404 and no state
+            limit = ConcurrencyLimit(
+                target_latency_s=self._target_latency_s,
+                service_time=lambda: self._service_time(name),
+                loop_lag=lambda: self._loop_lag.lag_s if self._loop_lag is not None else 0.0,
+                clock=self._clock,
+            )
+            self._limits_by_endpoint[name] = limit
+        return limit
+
+    def refused(self, name: str) -> None:
+        """Count a request the concurrency limit turned away."""
+        self.metrics.shed(name, "overload")
+        self.metrics.observe_request(name, "-", "-", "shed", 0.0)
+
+    def _service_time(self, name: str) -> float:
+        view = self.state.snapshot.endpoints.get(name)
+        if view is None:
+            return 0.0
+        return max(runner.batcher.service_time_s for runner in view.runners.values())
 
     async def infer(
         self,
@@ -361,6 +379,14 @@ class DataPlane:
         """Wait for shadow calls still running (shutdown)."""
         if self._shadows:
             await asyncio.gather(*self._shadows, return_exceptions=True)
+
+
+OVERLOAD_ERROR = OverloadedError(
+    "the server is overloaded: this endpoint has as many requests in flight as it can "
+    "answer in time; retry after the Retry-After interval or send to another replica",
+    retry_after_s=1.0,
+    reason="overload",
+)
 
 
 class RequestIds:

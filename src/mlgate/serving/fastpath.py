@@ -11,11 +11,12 @@ FastAPI unchanged.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from mlgate.errors import PayloadTooLargeError
-from mlgate.serving.dataplane import DataPlane
+from mlgate.serving.dataplane import OVERLOAD_ERROR, DataPlane
 from mlgate.serving.http import error_body, error_headers, status_for
 
 __all__ = ["InferenceFastPath", "read_body"]
@@ -27,6 +28,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+_OVERLOAD = (status_for(OVERLOAD_ERROR), error_body(OVERLOAD_ERROR), error_headers(OVERLOAD_ERROR))
 
 
 class InferenceFastPath:
@@ -48,20 +50,36 @@ class InferenceFastPath:
     async def _infer(
         self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None
     ) -> None:
+        try:
+            plane = self._plane()
+        except Exception as exc:  # still starting
+            await _send(send, status_for(exc), error_body(exc), error_headers(exc))
+            return
+        limit = plane.limit_for(name)
+        if limit is not None and not limit.acquire():  # before the body: refusing is cheap
+            plane.refused(name)
+            await _send(send, *_OVERLOAD)
+            return
+        started = time.monotonic()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         try:
-            plane = self._plane()
-            plane.admit(name)  # before the body: a refusal must cost far less than an answer
             body = await read_body(receive, headers.get("content-length"), self._max_body_bytes)
             reply = await plane.infer(name, version, body, headers, client[0] if client else None)
             status, payload, extra = 200, reply.body, reply.headers
         except Exception as exc:  # every failure is an OIP error body, never a trace
             status, payload, extra = status_for(exc), error_body(exc), error_headers(exc)
-        raw = [_JSON, (b"content-length", str(len(payload)).encode())]
-        raw.extend((key.encode("latin-1"), value.encode("latin-1")) for key, value in extra.items())
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": payload})
+        finally:
+            if limit is not None:
+                limit.release(time.monotonic() - started)
+        await _send(send, status, payload, extra)
+
+
+async def _send(send: Send, status: int, payload: bytes, extra: dict[str, str]) -> None:
+    raw = [_JSON, (b"content-length", str(len(payload)).encode())]
+    raw.extend((key.encode("latin-1"), value.encode("latin-1")) for key, value in extra.items())
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:

@@ -1,105 +1,160 @@
-"""Shedding at the door while the event loop falls behind.
+"""Adaptive concurrency limits: refuse at the door what the server cannot answer in time.
 
-The batcher sheds requests whose deadline it cannot meet, but only once a request
-has been read, parsed and checked, and when the event loop itself is the bottleneck
-(a cheap model, twice the traffic the process can parse) that is too late: requests
-wait in socket buffers before any of our code sees them, so every answer, admitted or
-not, comes back late. Measured by bench/serving at twice capacity: admitted p99 above
-12 s with no shedding at all.
+The batcher sheds a request whose deadline it cannot meet, but only after the request
+has been read, parsed and checked, and when the event loop itself is the bottleneck (a
+cheap model, twice the traffic the process can parse) that is too late: every answer,
+admitted or not, comes back late. Measured by bench/serving at twice capacity, with
+128 paced connections: admitted p99 of 7 s and not one 503, because the backlog sat in
+the clients while each request the server did see was answered in 16 ms.
 
-The signal is the loop's lag: how late a timer that should fire every ``interval_s``
-actually fires. While it exceeds ``target_lag_s`` (for ``patience`` ticks in a row, so
-that one garbage-collection pause or a neighbour's burst on a shared CPU does not
-count as overload) the share of inference requests
-refused at once, before their body is read, grows multiplicatively; while the loop
-keeps up it decays by a fixed step. That is AIMD, as in TCP congestion control, on
-the admitted share: quick to cut, slow to re-open, so the loop settles near its
-target instead of oscillating. A refusal costs a header parse and a 503 with
-``Retry-After``, a fraction of an answer, which is what frees the loop.
+So each endpoint gets a limit on requests in flight, adapted the way TCP adapts its
+window (AIMD; the same idea as Netflix's concurrency-limits and Envoy's adaptive
+concurrency filter): every ``window_s`` the mean latency of the requests answered in
+the window is compared with a target; over it, the limit shrinks by ``_DECREASE``;
+under it, and if the limit was actually reached, it grows. A request over the limit is
+refused before its body is read, with a prebuilt 503 that costs about a third of an
+answer, so refusals free the CPU that admitted requests need and every client hears
+back quickly, either way.
+
+The target is ``target_latency_s + 2 x service time + loop lag``. The service time is
+what the endpoint's model calls take (the batchers' running average), not what requests
+wait: a model that needs 30 ms per call is not "overloaded" at 30 ms. The loop lag
+(:class:`LoopLag`) is the time every request waits for the event loop's round, whatever
+the limit: a limit cut for latency it cannot remove collapsed to its minimum and
+starved the endpoint (measured with 512 clients, most of them refused). Learning a
+no-load latency from the requests themselves instead drifts upward during a long
+overload, exactly when the limit must hold. The limit starts small and grows while
+latency allows (TCP's slow start), so a burst at start-up cannot overshoot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Callable
 
-__all__ = ["LoadShedder"]
+__all__ = ["ConcurrencyLimit", "LoopLag"]
 
-# Admitted share kept after one tick over target, and share re-opened per tick under it.
-_CUT = 0.75
-_REOPEN = 0.01
-# Never refuse everything: admitted requests keep the lag measurement honest.
-_MAX_SHED = 0.95
+_DECREASE_AT_MOST = 0.9  # one window over target cuts at least this much...
+_DECREASE_AT_LEAST = 0.5  # ...and at most this much (a cut in proportion to the excess)
+_INCREASE_BELOW_HALF = 1.2  # well under target: grow fast
 
 
-class LoadShedder:
-    """Decides, per inference request and before reading it, whether to refuse it.
+class ConcurrencyLimit:
+    """One endpoint's limit on requests in flight; ``acquire``/``release`` around each.
 
-    ``target_lag_s`` 0 turns shedding at the door off (the batcher still sheds).
+    ``target_latency_s`` 0 turns the limit off (every acquire succeeds).
     """
 
     def __init__(
         self,
         *,
-        target_lag_s: float = 0.015,
-        interval_s: float = 0.005,
-        patience: int = 3,
+        target_latency_s: float = 0.010,
+        window_s: float = 0.05,
+        initial: int = 16,
+        minimum: int = 2,
+        maximum: int = 4096,
+        service_time: Callable[[], float] = lambda: 0.0,
+        loop_lag: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
     ) -> None:
-        if not target_lag_s >= 0.0 or not interval_s > 0.0:
+        if not target_latency_s >= 0.0 or not window_s > 0.0 or not 1 <= minimum <= maximum:
             raise ValueError(
-                f"target_lag_s must be >= 0 and interval_s > 0, got {target_lag_s}, {interval_s}"
+                "need target_latency_s >= 0, window_s > 0 and 1 <= minimum <= maximum; got "
+                f"{target_latency_s}, {window_s}, {minimum}, {maximum}"
             )
-        if patience < 1:
-            raise ValueError(f"patience must be >= 1 tick, got {patience}")
-        self._target_lag_s = target_lag_s
-        self._interval_s = interval_s
-        self._patience = patience
-        self._late_ticks = 0
+        self._target_s = target_latency_s
+        self._window_s = window_s
+        self._min = minimum
+        self._max = maximum
         self._clock = clock
-        self._rng = rng or random.Random()
-        self._shed_share = 0.0
+        self._service_time = service_time
+        self._loop_lag = loop_lag
+        self._limit = float(min(max(initial, minimum), maximum))
+        self._in_flight = 0
+        self._peak = 0  # most in flight during the window
+        self._sum_s = 0.0
+        self._count = 0
+        self._window_end = clock() + window_s
+
+    @property
+    def enabled(self) -> bool:
+        return self._target_s > 0.0
+
+    @property
+    def limit(self) -> int:
+        return int(self._limit)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def target_s(self) -> float:
+        """The latency the limit steers the window mean towards now."""
+        return self._target_s + 2.0 * self._service_time() + self._loop_lag()
+
+    def acquire(self) -> bool:
+        """Take a slot; False means refuse the request now (503)."""
+        if self.enabled and self._in_flight >= int(self._limit):
+            return False
+        self._in_flight += 1
+        if self._in_flight > self._peak:
+            self._peak = self._in_flight
+        return True
+
+    def release(self, latency_s: float) -> None:
+        """Give the slot back with how long the request took from ``acquire``."""
+        self._in_flight -= 1
+        self._sum_s += latency_s
+        self._count += 1
+        now = self._clock()
+        if now >= self._window_end:
+            self._adapt()
+            self._window_end = now + self._window_s
+
+    def _adapt(self) -> None:
+        """One AIMD step on the window just ended."""
+        mean = self._sum_s / self._count
+        target = self.target_s
+        if mean > target:
+            cut = min(_DECREASE_AT_MOST, max(_DECREASE_AT_LEAST, target / mean))
+            self._limit = max(float(self._min), self._limit * cut)
+        elif self._peak >= int(self._limit) // 2:  # grow only a limit that was in use
+            grown = self._limit + 1.0
+            if mean < target / 2:
+                grown = max(grown, self._limit * _INCREASE_BELOW_HALF)
+            self._limit = min(float(self._max), grown)
+        self._sum_s, self._count, self._peak = 0.0, 0, self._in_flight
+
+
+class LoopLag:
+    """How late the event loop runs a timer: the wait every request pays for its round.
+
+    A running average of the lateness of a ticker that should fire every ``interval_s``.
+    """
+
+    def __init__(
+        self, *, interval_s: float = 0.01, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not interval_s > 0.0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        self._interval_s = interval_s
+        self._clock = clock
         self._lag_s = 0.0
         self._task: asyncio.Task[None] | None = None
 
     @property
-    def enabled(self) -> bool:
-        return self._target_lag_s > 0.0
-
-    @property
-    def shed_share(self) -> float:
-        """The share of inference requests refused at the door right now."""
-        return self._shed_share
-
-    @property
     def lag_s(self) -> float:
-        """The latest measured event-loop lag."""
         return self._lag_s
 
-    def admit(self) -> bool:
-        """False: answer 503 now, without reading the request."""
-        share = self._shed_share
-        return share == 0.0 or self._rng.random() >= share
-
-    def observe(self, lag_s: float) -> None:
-        """Fold one lag measurement into the shed share (the AIMD step)."""
-        self._lag_s = lag_s
-        if lag_s > self._target_lag_s:
-            self._late_ticks += 1
-            if self._late_ticks >= self._patience:
-                self._shed_share = min(_MAX_SHED, 1.0 - (1.0 - self._shed_share) * _CUT)
-            return
-        self._late_ticks = 0
-        if self._shed_share > 0.0:
-            self._shed_share = max(0.0, self._shed_share - _REOPEN)
+    def observe(self, lateness_s: float) -> None:
+        self._lag_s += 0.2 * (max(0.0, lateness_s) - self._lag_s)
 
     async def start(self) -> None:
-        if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._watch(), name="mlgate-load-shedder")
+        if self._task is None:
+            self._task = asyncio.create_task(self._tick(), name="mlgate-loop-lag")
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -108,8 +163,8 @@ class LoadShedder:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _watch(self) -> None:
+    async def _tick(self) -> None:
         while True:
             before = self._clock()
             await asyncio.sleep(self._interval_s)
-            self.observe(max(0.0, self._clock() - before - self._interval_s))
+            self.observe(self._clock() - before - self._interval_s)
