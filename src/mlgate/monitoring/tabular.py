@@ -36,7 +36,13 @@ import pyarrow.parquet as pq
 from mlgate.errors import DataError
 from mlgate.monitoring._columns import FeatureKind, Frame, check_kinds
 
-__all__ = ["CATEGORICAL_INT_MAX_DISTINCT", "FeatureKind", "Frame", "read_frame"]
+__all__ = [
+    "CATEGORICAL_INT_MAX_DISTINCT",
+    "FeatureKind",
+    "Frame",
+    "read_column_names",
+    "read_frame",
+]
 
 CATEGORICAL_INT_MAX_DISTINCT = 20
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv", ".tsv.gz", ".tsv.bz2")
@@ -193,3 +199,33 @@ def read_frame(
             _as_numeric(name, column, source) if kind == "numeric" else _as_categorical(column)
         )
     return frame
+
+
+def read_column_names(path: str | os.PathLike[str]) -> list[str]:
+    """The column names of a CSV or Parquet file, from its header or schema alone.
+
+    Lets a caller check columns and choose ``columns=`` and ``kinds`` for :func:`read_frame`
+    before paying for the whole read. Same errors as :func:`read_frame` for a missing,
+    empty or unreadable file.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise DataError(f"no data file at {source}; check the path")
+    if not source.is_file():
+        raise DataError(f"{source} is not a file; pass the path of a CSV or Parquet file")
+    fmt = _format_of(source)
+    if source.stat().st_size == 0:
+        raise DataError(f"{source} is empty (0 bytes); expected a header and rows of data")
+    try:
+        if fmt == "parquet":
+            return list(pq.read_schema(source).names)
+        delimiter = "\t" if ".tsv" in source.name.lower() else ","
+        options = pacsv.ParseOptions(delimiter=delimiter)
+        with pacsv.open_csv(source, parse_options=options) as reader:
+            return list(reader.schema.names)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"cannot read the header of {source} as {fmt.upper()}: {detail}; check that the "
+            f"file is a complete {fmt.upper()} file"
+        ) from exc
