@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from mlgate import __version__
-from mlgate.cli import demo, init, ledger, models, serve
+from mlgate.cli import demo, drift, init, ledger, models, monitor, serve
 from mlgate.cli._common import CliState, err_console
 from mlgate.config import Settings
 from mlgate.errors import LedgerIntegrityError, MlgateError
@@ -31,6 +31,8 @@ app.command("serve")(serve.serve_command)
 app.command("deploy")(serve.deploy_command)
 app.add_typer(serve.endpoints_app, name="endpoints")
 app.add_typer(serve.tokens_app, name="tokens")
+app.command("drift")(drift.drift_command)
+app.command("monitor")(monitor.monitor_command)
 
 
 def _version(value: bool) -> None:
