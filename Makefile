@@ -37,6 +37,9 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.ledger --write BENCHMARKS.md
 	$(BIN)/python -m bench.serving --write BENCHMARKS.md
+	$(BIN)/python -m bench.drift --write BENCHMARKS.md
+	$(BIN)/python -m bench.detectors --write BENCHMARKS.md --calibration-streams 1000
+	$(BIN)/python -m bench.stream --write BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mlgate-demo
