@@ -190,60 +190,31 @@ def _source(
 
 def run_monitor(
     ctx: typer.Context,
-    endpoint: str = typer.Argument(..., help="Endpoint (or model served zero-config) to watch."),
-    profile: Path | None = typer.Option(
-        None, "--profile", help="Input reference profile (default HOME/profiles/ENDPOINT.json)."
-    ),
-    output_profile: Path | None = typer.Option(
-        None,
-        "--output-profile",
-        help="Profile of model outputs for prediction drift "
-        "(default HOME/profiles/ENDPOINT.outputs.json, if it exists).",
-    ),
-    fit: Path | None = typer.Option(
-        None, "--fit-profile", help="Fit the input profile from this CSV/Parquet file, save, exit."
-    ),
-    fit_outputs: Path | None = typer.Option(
-        None, "--fit-output-profile", help="Fit the output profile from this file, save, exit."
-    ),
-    categorical: list[str] = typer.Option(
-        [], "--categorical", help="Column to profile as categorical (repeatable)."
-    ),
-    window: int | None = typer.Option(None, "--window", min=1, help="Window of N records."),
-    window_seconds: float | None = typer.Option(
-        None, "--window-seconds", help="Window of S seconds (event time where records have it)."
-    ),
-    slide: float | None = typer.Option(None, "--slide", help="Slide (records or seconds)."),
-    source: str = typer.Option(
-        "predlog", "--source", help="predlog | file:PATH | redis://HOST:PORT/DB?stream=KEY"
-    ),
-    columns: list[str] = typer.Option(
-        [],
-        "--columns",
-        help="TENSOR=a,b,c: names of a logged 2-D tensor's columns (default: the profile's "
-        "names x[0], x[1], ... or, if the widths match, the profile's own column order).",
-    ),
-    labels: bool = typer.Option(False, "--labels", help="Concept drift from delayed labels."),
-    prediction: str = typer.Option(
-        "label", "--prediction", help="Output column with the prediction, for --labels."
-    ),
-    detector: str = typer.Option("adwin", "--detector", help="adwin|page_hinkley|hddm_a|cusum"),
-    loss: str = typer.Option("zero_one", "--loss", help="zero_one|absolute|squared"),
-    label_ttl: float = typer.Option(7 * 86400.0, "--label-ttl", help="Seconds to await a label."),
-    version: str | None = typer.Option(
-        None,
-        "--version",
-        help="Only this model version's rows; its own profile (ENDPOINT.vVERSION.json) if fitted.",
-    ),
-    tail: bool = typer.Option(False, "--tail", help="Start at the end of the prediction log."),
-    max_records: int | None = typer.Option(None, "--max-records", min=1, help="Stop after N."),
-    once: bool = typer.Option(False, "--once", help="Process what is there now, then stop."),
-    batch: int = typer.Option(1000, "--batch", min=1, help="Records per read."),
-    poll: float = typer.Option(1.0, "--poll", min=0.0, help="Seconds between polls when idle."),
-    metrics_port: int | None = typer.Option(
-        None, "--metrics-port", help="Serve the Prometheus gauges on this port."
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Alarms and summary as JSON lines."),
+    *,
+    endpoint: str,
+    profile: Path | None,
+    output_profile: Path | None,
+    fit: Path | None,
+    fit_outputs: Path | None,
+    categorical: list[str],
+    window: int | None,
+    window_seconds: float | None,
+    slide: float | None,
+    source: str,
+    columns: list[str],
+    labels: bool,
+    prediction: str,
+    detector: str,
+    loss: str,
+    label_ttl: float,
+    version: str | None,
+    tail: bool,
+    max_records: int | None,
+    once: bool,
+    batch: int,
+    poll: float,
+    metrics_port: int | None,
+    json_output: bool,
 ) -> None:
     """The body of ``mlgate monitor`` (see :mod:`mlgate.cli.monitor`)."""
     settings = state_of(ctx).settings
