@@ -32,6 +32,7 @@ import numpy.typing as npt
 from mlgate.errors import DataError
 
 __all__ = [
+    "FEATURE_KINDS",
     "FeatureKind",
     "Frame",
     "category_counts",
@@ -105,7 +106,10 @@ def _quote(values: list[object]) -> str:
 
 
 def numeric_column(name: str, values: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    """The column as float64 with NaN for missing; DataError if it holds anything else."""
+    """The column as float64 with NaN for missing; DataError if it holds anything else.
+
+    Raises where ``quality._frame.as_numeric`` counts: drift cannot test a mixed column.
+    """
     kind = values.dtype.kind
     if kind in "fiub":
         return values.astype(np.float64, copy=False)
@@ -126,7 +130,10 @@ def numeric_column(name: str, values: npt.NDArray[Any]) -> npt.NDArray[np.float6
 
 
 def category_counts(name: str, values: npt.NDArray[Any]) -> tuple[dict[str, int], int]:
-    """Return ``({category: count}, missing)``; DataError for floats or mixed types."""
+    """Return ``({category: count}, missing)``; DataError for floats or mixed types.
+
+    Raises where ``quality._frame.as_categorical`` counts: drift cannot test a mixed column.
+    """
     kind = values.dtype.kind
     if kind == "b":
         n_true = int(np.count_nonzero(values))

@@ -1,4 +1,4 @@
-"""Frame validation and per-kind coercion for the data-quality checks.
+"""Per-kind coercion and kind inference for the data-quality checks.
 
 A frame is ``Mapping[str, numpy.ndarray]``: numeric columns float64 with NaN for
 missing, categorical columns ``dtype=object`` holding ``str`` or None. Data arriving
@@ -20,72 +20,34 @@ categorical
     schema error, not something to stringify.
 
 Structure errors (not a mapping, non-string names, 2-D columns, ragged lengths)
-raise :class:`DataError`; content errors are counted and left to the checks.
+raise :class:`DataError` from :func:`mlgate.monitoring._columns.frame_columns`, shared
+with drift; content errors are counted and left to the checks.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from mlgate.errors import DataError
+from mlgate.monitoring._columns import FeatureKind, _is_real
 
 __all__ = [
-    "FeatureKind",
-    "Frame",
     "as_categorical",
     "as_numeric",
     "infer_kind",
     "row_group_ids",
-    "validate_frame",
 ]
 
-FeatureKind = Literal["numeric", "categorical"]
-Frame = Mapping[str, npt.ArrayLike]
 FloatArray = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
 
 
-def validate_frame(frame: object, what: str) -> tuple[dict[str, np.ndarray], int]:
-    """Return the frame's columns as 1-D arrays and its row count, or raise DataError."""
-    if not isinstance(frame, Mapping):
-        raise DataError(
-            f"{what} must be a mapping of column name to 1-D array, found "
-            f"{type(frame).__name__}; build a dict of numpy arrays (or use "
-            f"monitoring.tabular.read_frame)."
-        )
-    columns: dict[str, np.ndarray] = {}
-    lengths: dict[str, int] = {}
-    for name, raw in frame.items():
-        if not isinstance(name, str):
-            raise DataError(f"{what} column names must be strings, found {name!r}.")
-        values = np.asarray(raw)
-        if values.ndim != 1:
-            raise DataError(
-                f"{what} column {name!r} must be 1-D, found shape {values.shape}; "
-                f"split it into one column per feature."
-            )
-        columns[name] = values
-        lengths[name] = values.shape[0]
-    distinct = sorted(set(lengths.values()))
-    if len(distinct) > 1:
-        raise DataError(
-            f"{what} columns must all have the same length, found lengths "
-            f"{dict(sorted(lengths.items()))}; align the columns before checking."
-        )
-    return columns, distinct[0] if distinct else 0
-
-
-def _is_real_number(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
 def _is_nan(value: object) -> bool:
+    # Not _columns._is_missing: this also takes np.float32/np.float16 NaN (not float subclasses).
     return isinstance(value, float | np.floating) and math.isnan(value)
 
 
@@ -94,6 +56,9 @@ def infer_kind(values: np.ndarray) -> FeatureKind:
 
     Object arrays count as numeric only when every non-missing entry is a real
     number (as JSON ints with nulls arrive); otherwise they are categorical.
+    Deliberately not ``_columns.infer_kind``: NaN counts as a number here (an all-NaN object
+    column is numeric), entries need not be hashable, and dtypes other than
+    float/int/bool/str/object raise instead of falling back to categorical.
     """
     kind = values.dtype.kind
     if kind in "fiu":
@@ -118,6 +83,8 @@ def as_numeric(values: np.ndarray) -> tuple[FloatArray, int]:
 
     Non-numeric entries become NaN in the returned array; infinities are kept
     (the infinity check reports them).
+
+    Counts what ``_columns.numeric_column`` (drift) raises on: here a bad entry is a finding.
     """
     kind = values.dtype.kind
     if kind in "fiu":
@@ -130,7 +97,7 @@ def as_numeric(values: np.ndarray) -> tuple[FloatArray, int]:
     for i, value in enumerate(values):
         if value is None:
             continue
-        if _is_real_number(value):
+        if _is_real(value):
             out[i] = float(value)
         else:
             bad += 1
@@ -138,7 +105,10 @@ def as_numeric(values: np.ndarray) -> tuple[FloatArray, int]:
 
 
 def as_categorical(values: np.ndarray) -> tuple[ObjectArray, int]:
-    """Return ``(object array of str or None, number of non-string entries)``."""
+    """Return ``(object array of str or None, number of non-string entries)``.
+
+    Counts what ``_columns.category_counts`` (drift) raises on: here a bad entry is a finding.
+    """
     kind = values.dtype.kind
     n = values.shape[0]
     if kind == "U":

@@ -47,14 +47,9 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
+from mlgate.monitoring._columns import Frame, frame_columns
 from mlgate.monitoring.quality import _stats as qs
-from mlgate.monitoring.quality._frame import (
-    Frame,
-    as_categorical,
-    as_numeric,
-    row_group_ids,
-    validate_frame,
-)
+from mlgate.monitoring.quality._frame import as_categorical, as_numeric, row_group_ids
 from mlgate.monitoring.quality._label_checks import check_labels
 from mlgate.monitoring.quality._types import (
     CHECKS,
@@ -339,7 +334,7 @@ def check_batch(
 ) -> QualityReport:
     """Run every enabled check of ``options`` on ``batch``; see the module docstring."""
     options = options or QualityOptions()
-    columns, n_rows = validate_frame(batch, "batch")
+    columns, n_rows = frame_columns(batch, "batch")
     checker = _Checker(profile, options, n_rows)
     checker.schema(columns)
     if n_rows == 0:

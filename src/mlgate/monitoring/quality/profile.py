@@ -40,16 +40,9 @@ import numpy as np
 import numpy.typing as npt
 
 from mlgate.errors import DataError, ProfileError
+from mlgate.monitoring._columns import FEATURE_KINDS, FeatureKind, Frame, frame_columns
 from mlgate.monitoring.quality import _stats as qs
-from mlgate.monitoring.quality._frame import (
-    FeatureKind,
-    Frame,
-    as_categorical,
-    as_numeric,
-    infer_kind,
-    row_group_ids,
-    validate_frame,
-)
+from mlgate.monitoring.quality._frame import as_categorical, as_numeric, infer_kind, row_group_ids
 from mlgate.monitoring.quality._json_fields import Fields
 from mlgate.monitoring.quality._label_profile import LabelQuality, fit_label
 
@@ -64,7 +57,6 @@ __all__ = [
 
 PROFILE_FORMAT = "mlgate.quality_profile"
 PROFILE_VERSION = 1
-_KINDS: tuple[FeatureKind, ...] = ("numeric", "categorical")
 
 
 def _finite(value: float) -> float:
@@ -246,7 +238,7 @@ class QualityProfile:
             )
         if isinstance(required, str):
             raise TypeError(f"required must be a sequence of column names, not {required!r}")
-        columns, n_rows = validate_frame(reference, "reference")
+        columns, n_rows = frame_columns(reference, "reference")
         if n_rows == 0:
             raise DataError(
                 "reference has no rows; expected at least one (and 100 or more for the "
@@ -269,8 +261,8 @@ class QualityProfile:
         coerced: dict[str, np.ndarray] = {}
         for name, raw in columns.items():
             kind = kinds.get(name) or infer_kind(raw)
-            if kind not in _KINDS:
-                raise DataError(f"kind of {name!r} must be one of {_KINDS}, found {kind!r}.")
+            if kind not in FEATURE_KINDS:
+                raise DataError(f"kind of {name!r} must be one of {FEATURE_KINDS}, found {kind!r}.")
             resolved[name] = kind
             if kind == "numeric":
                 numbers, bad = as_numeric(raw)
@@ -343,8 +335,10 @@ class QualityProfile:
         kinds: dict[str, FeatureKind] = {}
         for name in kinds_f.keys():
             kind = kinds_f.text(name)
-            if kind not in _KINDS:
-                raise ProfileError(f"profile.kinds.{name} must be one of {_KINDS}, found {kind!r}.")
+            if kind not in FEATURE_KINDS:
+                raise ProfileError(
+                    f"profile.kinds.{name} must be one of {FEATURE_KINDS}, found {kind!r}."
+                )
             kinds[name] = "numeric" if kind == "numeric" else "categorical"
         numeric_f, categorical_f = f.obj("numeric"), f.obj("categorical")
         numeric = {n: NumericQuality.from_json(numeric_f.obj(n)) for n in numeric_f.keys()}

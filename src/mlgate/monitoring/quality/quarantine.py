@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlgate.errors import DataError, QuarantinedBatchError
-from mlgate.monitoring.quality._frame import Frame, validate_frame
+from mlgate.monitoring._columns import Frame, frame_columns
 from mlgate.monitoring.quality.check import QualityOptions, QualityReport, check_batch
 from mlgate.monitoring.quality.profile import QualityProfile
 
@@ -177,7 +177,7 @@ class Quarantine:
 
     def quarantine(self, batch: Frame, report: QualityReport, source_name: str) -> QuarantinedBatch:
         """Write ``batch`` and its report into the folder (atomically) and return the record."""
-        columns, n_rows = validate_frame(batch, "batch")
+        columns, n_rows = frame_columns(batch, "batch")
         now = self._clock().astimezone(UTC)
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", source_name).strip("-.")[:64] or "batch"
         batch_id = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{slug}-{uuid.uuid4().hex[:8]}"
