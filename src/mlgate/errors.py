@@ -197,7 +197,23 @@ class OverloadedError(ServingError):
 
 
 class DeadlineExceededError(ServingError):
-    pass
+    """No answer by the deadline.
+
+    ``model_ran_s`` and ``model_had_s`` are set when the request's own model call had
+    begun: how long it ran, and how much of the deadline was left when it began. The
+    circuit breaker needs them to tell a slow model from a busy server.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model_ran_s: float | None = None,
+        model_had_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.model_ran_s = model_ran_s
+        self.model_had_s = model_had_s
 
 
 class ModelFailedError(ServingError):

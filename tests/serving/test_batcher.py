@@ -613,15 +613,20 @@ def test_each_request_gets_its_own_rows_back(
 
 
 class ThreadRecorder:
-    """A fast model that notes which thread ran each call; ``slow`` rows sleep."""
+    """A model that notes which thread ran each call; a negative row is a slow call.
 
-    def __init__(self) -> None:
+    Slowness is told through the batcher's fake clock, so no test here depends on how
+    fast this machine happens to be.
+    """
+
+    def __init__(self, clock: FakeClock) -> None:
         self.threads: list[str] = []
+        self.clock = clock
 
     def __call__(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         self.threads.append(threading.current_thread().name)
         if (inputs["x"] < 0).any():
-            threading.Event().wait(0.1)  # a slow call, over any budget below
+            self.clock.now += 1.0  # one fake second: over any inline budget
         return {"y": inputs["x"] * 2 + 1}
 
 
@@ -630,12 +635,12 @@ def _loop_thread() -> str:
 
 
 def test_a_fast_model_moves_onto_the_loop_and_a_slow_call_sends_it_back() -> None:
-    model = ThreadRecorder()
+    clock = FakeClock()
+    model = ThreadRecorder(clock)
 
     async def scenario() -> None:
         with ThreadPoolExecutor(2, thread_name_prefix="infer") as pool:
-            config = BatchingConfig(inline_budget_s=0.05)  # generous: CI machines are shared
-            batcher = AdaptiveBatcher(model, config, pool)
+            batcher = AdaptiveBatcher(model, BatchingConfig(), pool, clock=clock)
             for i in range(40):
                 assert (await batcher.submit(x(i), FAR))["y"].tolist() == [[2.0 * i + 1]]
             assert batcher.runs_inline
@@ -643,6 +648,9 @@ def test_a_fast_model_moves_onto_the_loop_and_a_slow_call_sends_it_back() -> Non
             assert model.threads[-1] == _loop_thread()
             # A bigger batch than any seen so far is not extrapolated to: a thread runs it.
             await batcher.submit(x(*range(5)), FAR)
+            assert model.threads[-1].startswith("infer")
+            # So is one huge row: size is counted in elements, not rows.
+            await batcher.submit(x(1, width=1000), FAR)
             assert model.threads[-1].startswith("infer")
             # One slow call (inline, since one row was always fast) ends inline running.
             assert (await batcher.submit(x(-1), FAR))["y"].tolist() == [[-1.0]]
@@ -655,11 +663,13 @@ def test_a_fast_model_moves_onto_the_loop_and_a_slow_call_sends_it_back() -> Non
 
 
 def test_an_inline_budget_of_zero_keeps_every_call_on_the_threads() -> None:
-    model = ThreadRecorder()
+    clock = FakeClock()
+    model = ThreadRecorder(clock)
 
     async def scenario() -> None:
         with ThreadPoolExecutor(2, thread_name_prefix="infer") as pool:
-            batcher = AdaptiveBatcher(model, BatchingConfig(inline_budget_s=0.0), pool)
+            config = BatchingConfig(inline_budget_s=0.0)
+            batcher = AdaptiveBatcher(model, config, pool, clock=clock)
             for i in range(40):
                 await batcher.submit(x(i), FAR)
             assert not batcher.runs_inline
@@ -679,12 +689,36 @@ def test_a_model_failing_inline_fails_only_its_request() -> None:
 
     async def scenario() -> None:
         with ThreadPoolExecutor(2) as pool:
-            batcher = AdaptiveBatcher(model, BatchingConfig(inline_budget_s=0.05), pool)
+            batcher = AdaptiveBatcher(model, BatchingConfig(), pool, clock=FakeClock())
             for i in range(40):
                 await batcher.submit(x(i % 10), FAR)
             assert batcher.runs_inline
             with pytest.raises(ModelFailedError, match="unlucky row"):
                 await batcher.submit(x(13), FAR)
+            assert (await batcher.submit(x(2), FAR))["y"].tolist() == [[5.0]]
+            await batcher.close()
+
+    run(scenario())
+
+
+def test_a_model_raising_a_base_exception_inline_fails_its_request_and_frees_the_slot() -> None:
+    class Interrupted(BaseException):
+        pass
+
+    def fn(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        if (inputs["x"] == 13).any():
+            raise Interrupted("not an Exception")
+        return {"y": inputs["x"] * 2 + 1}
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            batcher = AdaptiveBatcher(Model(fn), BatchingConfig(), pool, clock=FakeClock())
+            for i in range(40):
+                await batcher.submit(x(i % 10), FAR)
+            assert batcher.runs_inline
+            with pytest.raises(ModelFailedError, match="Interrupted"):
+                await batcher.submit(x(13), FAR)
+            assert batcher.in_flight == 0
             assert (await batcher.submit(x(2), FAR))["y"].tolist() == [[5.0]]
             await batcher.close()
 

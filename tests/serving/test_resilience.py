@@ -180,6 +180,22 @@ def test_breaker_matches_the_reference_model(threshold: int, steps: list[str | f
         assert state_of(breaker) == reference.state
 
 
+def test_an_abandoned_probe_lets_the_next_caller_probe_at_once() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=10.0, clock=clock)
+    breaker.record_failure()
+    clock.now += 10.0
+    assert breaker.allow() and breaker.state == "half_open"
+    assert not breaker.allow()  # the probe is out
+    breaker.abandon_probe()  # it was shed before reaching the model
+    assert breaker.state == "open"
+    assert breaker.allow() and breaker.state == "half_open"
+    breaker.record_success()
+    assert breaker.state == "closed"
+    breaker.abandon_probe()  # closed: nothing to give back
+    assert breaker.state == "closed"
+
+
 # --- token bucket ----------------------------------------------------------------------------
 
 

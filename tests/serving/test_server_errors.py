@@ -355,6 +355,29 @@ def test_repeated_timeouts_open_the_circuit_and_the_fallback_answers(
     assert server.healthy()
 
 
+def test_a_model_slower_than_its_budget_opens_the_circuit_under_sequential_traffic(
+    serve: Serve, workspace: Workspace
+) -> None:
+    """No queue, no load: each call begins with its whole budget and misses it."""
+    data, trusted = gated_classifier(delay_s=0.4)
+    register(workspace, "plodding", data, trusted_types=trusted, champion=True)
+    server = serve()
+    server.deploy(
+        {
+            "name": "plodding",
+            "timeout_ms": 150,
+            "circuit_breaker": {"failure_threshold": 2, "reset_timeout_s": 60},
+        }
+    )
+    for _ in range(2):
+        late = server.infer("plodding", ROW, input_name="input", datatype="FP64")
+        assert_error(late, 504, "deadline")
+    refused = server.infer("plodding", ROW, input_name="input", datatype="FP64")
+    assert_error(refused, 503, "circuit is open")
+    metrics = server.metrics()
+    assert _sample(metrics, "mlgate_shed_total", endpoint="plodding", reason="circuit_open") == 1
+
+
 def test_circuit_breaker_settings_take_effect_on_redeploy(
     serve: Serve, workspace: Workspace
 ) -> None:

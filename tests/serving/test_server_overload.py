@@ -2,9 +2,9 @@
 
 A model that takes 20 ms per call, unbatched, under 16 concurrent clients: requests queue
 behind each other far past the target, so the endpoint's limit shrinks and the requests
-over it are refused at once with 503 and Retry-After, before their bodies are read, on a
-connection that stays usable. Every request gets an answer, and once the load is gone the
-endpoint answers again.
+over it are refused at once with 503 and Retry-After, before their bodies are read; each
+client goes on over the same keep-alive connection. Every request gets an answer, and
+once the load is gone the endpoint answers again.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def test_an_endpoint_past_its_limit_refuses_at_once_and_recovers(
 
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {200, 503}, statuses
+    # Each client went on over its keep-alive connection after refusals whose bodies the
+    # server never read, and every answer after them is whole.
+    assert all(
+        set(r.json()) == ({"error"} if r.status_code == 503 else set(r.json())) for r in responses
+    )
     assert statuses[200] > 0 and statuses[503] > 0, statuses
     refused = next(r for r in responses if r.status_code == 503)
     assert_error(refused, 503, "overloaded", "in flight", "Retry-After")
@@ -56,7 +61,7 @@ def test_an_endpoint_past_its_limit_refuses_at_once_and_recovers(
     metrics = server.metrics()
     shed = metrics[("mlgate_shed_total", (("endpoint", "slow"), ("reason", "overload")))]
     assert shed == statuses[503]
-    # The same keep-alive client, after refusals: whole answers again.
+    # Once the load is gone, the endpoint answers again.
     again = server.infer("slow", ROW, input_name="input", datatype="FP64")
     assert again.status_code == 200, again.text
     assert server.healthy()

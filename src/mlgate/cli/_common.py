@@ -15,7 +15,15 @@ from rich.console import Console
 from mlgate.config import Settings
 from mlgate.workspace import Workspace
 
-__all__ = ["CliState", "console", "err_console", "open_workspace", "print_json", "state_of"]
+__all__ = [
+    "CliState",
+    "console",
+    "err_console",
+    "one_line",
+    "open_workspace",
+    "print_json",
+    "state_of",
+]
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -50,3 +58,8 @@ def print_json(value: Any) -> None:
     """Plain JSON on stdout: no colour, no wrapping, so scripts can parse it."""
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
+
+
+def one_line(exc: BaseException) -> str:
+    """The message on one line: driver errors (libpq's, for one) embed newlines and indents."""
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from mlgate import __version__
 from mlgate.cli import demo, drift, init, ledger, models, monitor, serve
-from mlgate.cli._common import CliState, err_console
+from mlgate.cli._common import CliState, err_console, one_line
 from mlgate.config import Settings
 from mlgate.errors import LedgerIntegrityError, MlgateError
 
@@ -63,11 +63,6 @@ def root(
     ctx.obj = CliState(Settings.resolve(home=home, store_url=store, actor=actor))
 
 
-def _one_line(exc: BaseException) -> str:
-    """The message on one line: driver errors (libpq's, for one) embed newlines and indents."""
-    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-
-
 def main() -> None:
     """Entry point: MlgateError becomes one clear line on stderr, never a traceback.
 
@@ -79,15 +74,15 @@ def main() -> None:
     except LedgerIntegrityError as exc:
         where = f" (first bad entry: {exc.index})" if exc.index is not None else ""
         err_console.print(
-            f"[bold red]ledger verification FAILED:[/] {escape(_one_line(exc))}{where}"
+            f"[bold red]ledger verification FAILED:[/] {escape(one_line(exc))}{where}"
         )
         sys.exit(1)
     except MlgateError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(_one_line(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(one_line(exc))}")
         sys.exit(1)
     except Exception as exc:  # a bug: one line for the user, not a traceback
         err_console.print(
-            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(_one_line(exc))}\n"
+            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(one_line(exc))}\n"
             "This is a bug in mlgate; please report it with the command you ran."
         )
         sys.exit(70)

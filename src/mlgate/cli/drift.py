@@ -6,9 +6,9 @@ CURRENT is a CSV or Parquet file. Every reference column is judged by
 tests and thresholds.
 
 Exit status, as with diff(1): 0 when no feature drifted, 1 when drift was detected, 2 for
-a usage error. A command that cannot run (a missing or unreadable file, a column absent
-from CURRENT, a corrupt profile) also exits 1, with one ``error:`` line on stderr and
-nothing on stdout: scripts tell the two apart by that line, or by ``--json`` output.
+trouble: a usage error, or a command that cannot run (a missing or unreadable file, a
+column absent from CURRENT, a corrupt profile), which prints one ``error:`` line on stderr
+and nothing on stdout. So ``mlgate drift ... || retrain`` never retrains on a typo.
 
 The statistics stack (numpy, scipy, pyarrow) is imported when the command runs, not when
 ``mlgate`` starts, so other commands do not pay for it.
@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
-from mlgate.cli._common import console, err_console, print_json
+from mlgate.cli._common import console, err_console, one_line, print_json
 from mlgate.cli._drift_table import print_drift_table
-from mlgate.errors import DataError, MonitoringError, ProfileError
+from mlgate.errors import DataError, MlgateError, MonitoringError, ProfileError
 
 if TYPE_CHECKING:
     from mlgate.monitoring.drift import DriftOptions, DriftReport
@@ -286,8 +287,40 @@ def drift_command(
 ) -> None:
     """Compare CURRENT with REFERENCE feature by feature; exit 1 if drift is detected.
 
-    Exit status: 0 no drift, 1 drift detected (or the command failed: see stderr), 2 usage.
+    Exit status: 0 no drift, 1 drift detected, 2 trouble (usage, or the command failed:
+    one error line on stderr).
     """
+    try:
+        _drift(
+            reference=reference,
+            current=current,
+            json_output=json_output,
+            html=html,
+            kinds=kinds,
+            alpha=alpha,
+            correction=correction,
+            bins=bins,
+            columns=columns,
+            save_profile=save_profile,
+        )
+    except MlgateError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(one_line(exc))}")
+        raise typer.Exit(2) from None
+
+
+def _drift(
+    *,
+    reference: Path,
+    current: Path,
+    json_output: bool,
+    html: Path | None,
+    kinds: list[str],
+    alpha: float,
+    correction: CorrectionChoice,
+    bins: int | None,
+    columns: list[str],
+    save_profile: Path | None,
+) -> None:
     options = _options(alpha, correction, bins)
     overrides = _parse_kinds(kinds)
     selected = _split(columns)

@@ -12,7 +12,7 @@ cap the batches in flight, skip cancelled waiters, and settle every waiter's
 future with a result or an exception so that nothing can hang.
 
 A small model runs on the event loop itself once it has shown it is small: a batch
-predicted (from the calls seen so far, at no more rows than those) to take under
+predicted (from the calls seen so far, at no more input elements than those) to take under
 ``inline_budget_s`` is called inline, because a thread hop costs two GIL hand-offs
 and a loop wake-up, more than a 20-feature logistic regression's whole call; the
 hop nearly halved throughput in bench/serving. A model that hangs from its first
@@ -113,6 +113,7 @@ class _Request:
     future: asyncio.Future[dict[str, Tensor]]
     timer: asyncio.TimerHandle | None = None
     launched_at: float = 0.0  # when its batch went to the model; 0 while queued
+    began: list[float] | None = None  # its call's start in a worker thread (monotonic), once begun
 
 
 class AdaptiveBatcher:
@@ -154,7 +155,7 @@ class AdaptiveBatcher:
         self._latency_s: float | None = None
         self._calls = 0
         self._peak_s = 0.0  # the slowest recent call, decaying
-        self._inline_rows = 0  # the largest batch seen to finish inside the inline budget
+        self._inline_size = 0  # input elements of the largest batch seen inside the budget
 
     @property
     def queue_depth(self) -> int:
@@ -247,6 +248,11 @@ class AdaptiveBatcher:
             return
         now = self._clock()
         budget_ms = (request.deadline - request.enqueued_at) * 1000
+        ran_s = had_s = None
+        if request.began:  # the worker thread has taken its call up
+            began = request.began[0]
+            ran_s = time.monotonic() - began
+            had_s = request.deadline - (now - ran_s)
         if request.launched_at:
             message = (
                 f"model did not answer within the {budget_ms:.0f} ms left for it: its batch "
@@ -258,8 +264,9 @@ class AdaptiveBatcher:
                 f"request deadline passed after {(now - request.enqueued_at) * 1000:.0f} ms "
                 "in the queue, before its batch could run; retry with a longer deadline"
             )
+        error = DeadlineExceededError(message, model_ran_s=ran_s, model_had_s=had_s)
         # Still queued: it stays there, done, and the collector skips it.
-        request.future.set_exception(DeadlineExceededError(message))
+        request.future.set_exception(error)
 
     async def close(self) -> None:
         """Stop batching: queued waiters are shed, batches in flight finish."""
@@ -363,21 +370,25 @@ class AdaptiveBatcher:
         started = self._clock()
         max_wait = max(started - request.enqueued_at for request in batch)
         self._in_flight += 1
+        began: list[float] = []  # the worker appends when it starts: queued time is not the model's
         for request in batch:
             request.launched_at = started
+            request.began = began
         loop = asyncio.get_running_loop()
         inputs = [request.inputs for request in batch]
         rows = [request.rows for request in batch]
-        if self._may_run_inline(sum(rows)):
+        size = sum(array.size for one in inputs for array in one.values())
+        if self._may_run_inline(size):
             done: asyncio.Future[list[dict[str, Tensor] | ModelFailedError]]
             done = loop.create_future()
             try:
                 done.set_result(_run_batch(self._predict, inputs, rows))
-            except Exception as exc:  # settled like a thread's failure
-                done.set_exception(exc)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # settled like a thread's failure, slot freed
+                done.set_exception(_model_failed(exc))
             self._finish(batch, started, max_wait, done)
             return
-        began: list[float] = []  # the worker appends when it starts: queued time is not the model's
         try:
             call = loop.run_in_executor(
                 self._executor, _run_batch, self._predict, inputs, rows, began
@@ -391,13 +402,14 @@ class AdaptiveBatcher:
         self._launched[id(call)] = began
         call.add_done_callback(functools.partial(self._finish, batch, started, max_wait))
 
-    def _may_run_inline(self, rows: int) -> bool:
+    def _may_run_inline(self, size: int) -> bool:
+        """``size``: input elements of the batch; rows alone would let one huge row in."""
         budget = self._config.inline_budget_s
         return (
             budget > 0.0
             and self._calls >= _INLINE_AFTER
             and self._peak_s <= budget
-            and rows <= self._inline_rows
+            and size <= self._inline_size
         )
 
     def _finish(
@@ -413,7 +425,9 @@ class AdaptiveBatcher:
         self._slots.release()
         compute_s = self._clock() - started
         rows = sum(request.rows for request in batch)
-        self._observe_speed(rows, compute_s)
+        self._observe_speed(
+            sum(a.size for request in batch for a in request.inputs.values()), compute_s
+        )
         if call.cancelled():
             _fail(batch, lambda: ModelFailedError("model call was cancelled"))
         elif (error := call.exception()) is not None:
@@ -437,18 +451,18 @@ class AdaptiveBatcher:
             except Exception:
                 logger.exception("on_batch hook raised; batching continues")
 
-    def _observe_speed(self, rows: int, compute_s: float) -> None:
+    def _observe_speed(self, size: int, compute_s: float) -> None:
         """Every finished call, failed ones too, decides whether later ones may run inline."""
         self._calls += 1
         self._peak_s = max(compute_s, self._peak_s * _PEAK_DECAY)
         if compute_s <= self._config.inline_budget_s:
-            self._inline_rows = max(self._inline_rows, rows)
+            self._inline_size = max(self._inline_size, size)
         else:  # never extrapolate past a size that was once too slow
-            self._inline_rows = min(self._inline_rows, rows - 1)
+            self._inline_size = min(self._inline_size, size - 1)
 
     @property
     def runs_inline(self) -> bool:
-        """Whether a one-row batch would run on the event loop now."""
+        """Whether a one-element batch would run on the event loop now."""
         return self._may_run_inline(1)
 
     def _observe(self, rows: int, compute_s: float) -> None:

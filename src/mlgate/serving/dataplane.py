@@ -117,8 +117,9 @@ class DataPlane:
 
     def refused(self, name: str) -> None:
         """Count a request the concurrency limit turned away."""
+        # Shed counter only: a 0 s sample would drag the latency histogram down exactly
+        # while the endpoint is overloaded.
         self.metrics.shed(name, "overload")
-        self.metrics.observe_request(name, "-", "-", "shed", 0.0)
 
     def _service_time(self, name: str) -> float:
         view = self.state.snapshot.endpoints.get(name)
@@ -324,9 +325,13 @@ class DataPlane:
             return
 
         def done(future: asyncio.Future[Arrays]) -> None:
-            error = None if future.cancelled() else future.exception()
+            if future.cancelled():  # shutdown: no outcome, so nothing for the breaker
+                runner.breaker.abandon_probe()
+                self._shadow_failed(view, version, None)
+                return
+            error = future.exception()
             runner.record(error, view.timeout_s)
-            if future.cancelled() or error is not None:
+            if error is not None:
                 self._shadow_failed(view, version, error)
                 return
             outputs = future.result()

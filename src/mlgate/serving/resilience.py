@@ -78,6 +78,13 @@ class CircuitBreaker:
         self._state = "closed"
         self._failures = 0
 
+    def abandon_probe(self) -> None:
+        """The probe let through never reached the model (shed, queue full): let the next
+        caller probe at once instead of waiting out another ``reset_timeout_s``."""
+        if self._state == "half_open":
+            self._state = "open"
+            self._since = self._clock() - self._reset_timeout_s
+
     def record_failure(self) -> None:
         """A call failed: count it, and open the breaker at the threshold or on a failed probe."""
         if self._state == "open":

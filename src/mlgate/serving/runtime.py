@@ -89,24 +89,35 @@ class VersionRunner:
                 retry_after_s=1.0,
                 reason="circuit_open",
             )
-        return self.batcher.enqueue(inputs, deadline)
+        try:
+            return self.batcher.enqueue(inputs, deadline)
+        except BaseException:
+            self.breaker.abandon_probe()  # never reached the model: proves nothing
+            raise
 
     def record(self, error: BaseException | None, timeout_s: float) -> None:
         """Feed one call's outcome to the circuit breaker.
 
-        Only a model call that has run for the endpoint's whole budget says the model is
-        sick. A request whose time ran out in the queue, or behind a batch that was merely
-        slow under load, says the server is busy; opening the circuit then would turn
-        load into an outage (measured: 174,000 requests refused as circuit_open at twice
-        capacity when the remaining budget was the yardstick).
+        A deadline miss says the model is sick only when its own call began with at
+        least half the endpoint's budget left and still missed, or when some call has
+        now run the whole budget (a hang that requests queue behind). A request whose
+        time ran out in the queue, or whose call began late because the server was busy,
+        says nothing about the model; opening the circuit then would turn load into an
+        outage (measured: 174,000 requests refused as circuit_open at twice capacity
+        when the remaining budget was the yardstick). Outcomes that prove nothing give
+        a half-open breaker's probe back.
         """
         if error is None:
             self.breaker.record_success()
         elif isinstance(error, ModelFailedError):
             self.breaker.record_failure()
-        elif isinstance(error, DeadlineExceededError):
-            if self.batcher.longest_running_s >= timeout_s:
-                self.breaker.record_failure()
+        elif isinstance(error, DeadlineExceededError) and (
+            (error.model_had_s is not None and error.model_had_s >= timeout_s / 2)
+            or self.batcher.longest_running_s >= timeout_s
+        ):
+            self.breaker.record_failure()
+        else:
+            self.breaker.abandon_probe()
 
 
 @dataclass(frozen=True)
