@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +158,98 @@ def test_the_live_table_shows_each_feature_and_the_alarms() -> None:
     console.print(monitor_table("iris", "predlog", status, [monitor], None))
     text = console.export_text()
     assert "f0" in text and "yes" in text and "ALARM data_drift f0: psi" in text
+
+
+def _coded(path: Path, n: int, codes: list[int], seed: int) -> None:
+    """f0 and an integer column ``code`` drawn from ``codes``."""
+    rng = np.random.default_rng(seed)
+    rows = ["f0,code"] + [f"{float(rng.normal())!r},{rng.choice(codes)}" for _ in range(n)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_integer_columns_can_be_declared_categorical(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "outputs.csv").write_text("label\n" + "\n".join(str(i % 3) for i in range(300)))
+    _coded(tmp_path / "ref.csv", 3000, [0, 1, 2], seed=0)
+    fitted = cli.json(
+        "monitor", "iris", "--fit-profile", tmp_path / "ref.csv",
+        "--fit-output-profile", tmp_path / "outputs.csv",
+        "--categorical", "label", "--categorical", "code",
+    )  # fmt: skip
+    assert list(fitted["profiles"].values()) == [
+        {"f0": "numeric", "code": "categorical"},
+        {"label": "categorical"},
+    ]
+    unknown = cli.run(
+        "monitor", "iris", "--fit-profile", tmp_path / "ref.csv", "--categorical", "x"
+    )
+    assert_one_error_line(unknown, "--categorical", "'x'")
+    (cli.home / "profiles" / "iris.outputs.json").unlink()  # inputs only from here on
+    _coded(tmp_path / "stream.csv", 1000, [0, 1, 2, 2, 2, 2], seed=1)
+    result = cli.ok(
+        "monitor", "iris", "--source", f"file:{tmp_path / 'stream.csv'}", "--window", "500",
+        "--json",
+    )  # fmt: skip
+    lines = [json.loads(line) for line in result.out.splitlines()]
+    drifted = {line["alarm"]["feature"] for line in lines if "alarm" in line}
+    assert drifted == {"code"} and lines[-1]["summary"]["records"] == 1000
+
+
+def test_incompatible_detector_and_loss_are_refused(cli: Cli, tmp_path: Path) -> None:
+    _reference(tmp_path / "ref.csv")
+    cli.ok("monitor", "iris", "--fit-profile", tmp_path / "ref.csv")
+    for detector in ("cusum", "hddm_a"):
+        refused = cli.run(
+            "monitor", "iris", "--labels", "--detector", detector, "--loss", "squared"
+        )
+        assert_one_error_line(refused, detector, "[0, 1]", "--detector adwin")
+
+
+def test_user_errors_are_one_line_not_internal_errors(cli: Cli, tmp_path: Path) -> None:
+    _reference(tmp_path / "ref.csv")
+    (cli.home / "profiles").write_text("a file where the profiles folder should be")
+    assert_one_error_line(
+        cli.run("monitor", "iris", "--fit-profile", tmp_path / "ref.csv"), "cannot save"
+    )
+    (cli.home / "profiles").unlink()
+    cli.ok("monitor", "iris", "--fit-profile", tmp_path / "ref.csv")
+    bad_url = cli.run("monitor", "iris", "--source", "redis://localhost:notaport/0?stream=s")
+    assert_one_error_line(bad_url, "redis://HOST:PORT/DB")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        in_use = cli.run("monitor", "iris", "--once", "--metrics-port", str(port))
+    assert_one_error_line(in_use, f"port {port}", "--metrics-port")
+
+
+def test_alarms_the_ledger_refuses_fail_the_run_at_the_end(cli: Cli, tmp_path: Path) -> None:
+    _reference(tmp_path / "ref.csv")
+    cli.ok("monitor", "iris", "--fit-profile", tmp_path / "ref.csv")
+    _log(cli.settings, n_requests=200, shift_from=100)
+    with sqlite3.connect(cli.home / "mlgate.db") as db:
+        db.execute(
+            "CREATE TRIGGER offline BEFORE INSERT ON ledger_entries "
+            "BEGIN SELECT RAISE(ABORT, 'the ledger is offline'); END"
+        )
+    result = cli.run(
+        "monitor", "iris", "--window", "500", "--once", "--json", "--columns", "x=f0,f1,f2,f3"
+    )
+    assert result.code == 1 and "Traceback" not in result.stderr, str(result)
+    summary = json.loads(result.out.splitlines()[-1])["summary"]
+    assert summary["alarms"] == 2 and summary["ledger_entries"] == []
+    assert summary["unledgered_alarms"] == 2 and summary["sink_failures"] >= 2
+    errors = result.stderr.strip().splitlines()
+    assert errors[-1].startswith("error: 2 alarms could not be written to the ledger")
+    assert all("the ledger is offline" in line for line in errors[:-1]), result.stderr
+
+
+def test_help_says_positions_are_not_kept(cli: Cli) -> None:
+    text = " ".join(cli.ok("monitor", "--help").out.split())
+    assert "not kept across restarts" in text and "--tail" in text
+
+
+def test_the_stream_package_exports_what_the_cli_uses() -> None:
+    from mlgate.monitoring.stream import DriftKind, windows
+
+    assert DriftKind.__args__ == ("data_drift", "prediction_drift")  # type: ignore[attr-defined]
+    assert set(windows.__all__) == {"CountWindow", "TimeWindow", "WindowSpec"}

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from mlgate.errors import DataError
-from mlgate.monitoring.detectors import ADWIN, BernoulliCusum
+from mlgate.monitoring.detectors import ADWIN, HDDMA, BernoulliCusum
 from mlgate.monitoring.stream import (
     ConceptMonitor,
     LabelJoin,
+    Loss,
     absolute_error,
     squared_error,
     zero_one_loss,
@@ -130,3 +131,36 @@ def test_update_takes_an_error_stream_directly_and_refuses_nan() -> None:
     with pytest.raises(DataError):
         monitor.update([0.0, float("nan")])
     assert monitor.n_seen == 6000
+
+
+def test_missing_labels_are_dropped_and_counted_before_the_join() -> None:
+    monitor = ConceptMonitor(ADWIN())
+    monitor.add_predictions(["r1", "r2", "r3", "r4"], [1, 1, 1, 1])
+    monitor.add_labels(["r1", "r2", "r3", "r4"], [1, None, float("nan"), np.float64("nan")])
+    stats = monitor.join.stats
+    assert stats.missing_labels == 3 and stats.joined == 1
+    assert monitor.n_seen == 1 and monitor.error_rate == 0.0  # a missing label is no error
+    assert stats.pending_predictions == 3  # their labels may still come
+    monitor.add_labels(["r2"], [0])
+    assert monitor.n_seen == 2 and monitor.error_rate == 0.5
+
+
+@pytest.mark.parametrize("loss", [absolute_error, squared_error])
+def test_losses_a_detector_cannot_take_are_dropped_not_raised(loss: Loss) -> None:
+    monitor = ConceptMonitor(ADWIN(), loss=loss)
+    monitor.add_predictions(["a", "b", "c"], [1.0, float("inf"), 2.0])
+    monitor.add_labels(["a", "b", "c"], [1.5, 1.0, "two"])  # inf loss, text label
+    assert monitor.n_seen == 1 and monitor.invalid_losses == 2
+    assert monitor.join.stats.joined == 3
+    monitor.add_predictions(["d"], [0.0])
+    monitor.add_labels(["d"], [1.0])  # the monitor goes on
+    assert monitor.n_seen == 2
+
+
+def test_error_rate_detectors_refuse_unbounded_losses() -> None:
+    for detector in (BernoulliCusum(), HDDMA()):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            ConceptMonitor(detector, loss=absolute_error)
+    monitor = ConceptMonitor(HDDMA(), loss=lambda p, y: np.array([2.0] * len(p)))
+    monitor.add_predictions(["a"], [1])
+    assert monitor.add_labels(["a"], [1]) == [] and monitor.invalid_losses == 1

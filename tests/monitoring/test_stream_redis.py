@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import redis
 
-from mlgate.errors import MonitoringError
+from mlgate.errors import ConfigError, MonitoringError
 from mlgate.monitoring.detectors import BernoulliCusum
 from mlgate.monitoring.profile import fit_profile
 from mlgate.monitoring.stream import (
@@ -116,3 +116,18 @@ def test_from_url_needs_a_stream_and_a_server(stream: str) -> None:
     source.close()
     with pytest.raises(MonitoringError, match="not reachable"):
         RedisStreamSource.from_url("redis://127.0.0.1:1/0?stream=x", WANTED)
+
+
+def test_a_malformed_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="redis://HOST:PORT/DB"):
+        RedisStreamSource.from_url("redis://127.0.0.1:notaport/0?stream=x", WANTED)
+
+
+def test_a_failed_acknowledgement_is_a_monitoring_error(client: redis.Redis, stream: str) -> None:
+    _add(client, stream, [{"x": 1.0, "colour": "red"}])
+    source = RedisStreamSource(client, stream, WANTED, block_ms=10)
+    assert source.read(10).n_records == 1
+    client.delete(stream)
+    client.set(stream, "not a stream any more")  # XACK now answers WRONGTYPE
+    with pytest.raises(MonitoringError, match="acknowledge"):
+        source.commit()

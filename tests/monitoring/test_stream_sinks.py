@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
 from mlgate.ledger.events import digest_json
@@ -146,3 +147,44 @@ def test_a_failing_subscriber_or_sink_is_logged_and_isolated(
     )
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "subscriber" in messages and "BrokenSink" in messages
+
+
+def _ledger_offline(workspace: Workspace, offline: bool) -> None:
+    """Really break (and mend) the ledger: its entries table goes away and comes back."""
+    names = ("ledger_entries", "ledger_entries_away")
+    old, new = names if offline else names[::-1]
+    with workspace.store.write() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+def test_alarms_the_ledger_refused_are_kept_and_retried(
+    workspace: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = LedgerSink(workspace.store, workspace.log, "test:monitor", max_pending=1)
+    monitor = DriftMonitor(PROFILE, CountWindow(1000), sinks=[sink], endpoint="iris")
+    _ledger_offline(workspace, True)
+    with caplog.at_level(logging.ERROR, logger="mlgate.monitoring.stream.sinks"):
+        alarms = monitor.update(_drifted())
+    assert len(alarms) == 1 and sink.appended == [] and sink.pending == 1
+    assert sink.failures == 1 and monitor.dispatch.failures == 1
+    assert sink.retry() == 1  # still offline: kept
+    _ledger_offline(workspace, False)
+    assert sink.retry() == 0 and len(sink.appended) == 1 and sink.lost == 0
+    with workspace.store.read() as conn:
+        document = workspace.log.entry(conn, sink.appended[0]).document()
+    assert document["digests"] == {"alarm": digest_json(alarms[0].to_json())}
+    workspace.verify()
+
+
+def test_the_retry_queue_is_bounded_and_counts_what_it_lost(workspace: Workspace) -> None:
+    sink = LedgerSink(workspace.store, workspace.log, "test:monitor", max_pending=1)
+    monitor = ConceptMonitor(ADWIN(), sinks=[sink], endpoint="iris")
+    rng = np.random.default_rng(0)
+    _ledger_offline(workspace, True)
+    steps = [0.05, 0.6, 0.05, 0.6]
+    errors = np.concatenate([(rng.random(3000) < p).astype(float) for p in steps])
+    alarms = monitor.update(errors)
+    assert len(alarms) >= 2 and sink.pending == 1 and sink.lost == len(alarms) - 1
+    _ledger_offline(workspace, False)
+    monitor.update(np.zeros(10))  # the next dispatch retries first
+    assert sink.pending == 0 and len(sink.appended) == 1

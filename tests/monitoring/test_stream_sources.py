@@ -4,13 +4,18 @@ server), feedback labels, files, and record decoding with its rejections."""
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from mlgate.config import Settings
+from mlgate.errors import DataError
+from mlgate.monitoring._columns import FeatureKind
 from mlgate.monitoring.detectors import BernoulliCusum
 from mlgate.monitoring.profile import fit_profile
 from mlgate.monitoring.stream import (
@@ -18,11 +23,13 @@ from mlgate.monitoring.stream import (
     CountWindow,
     DriftMonitor,
     FileSource,
+    FrameSource,
     LabelJoin,
     LedgerSink,
     MonitorLoop,
     PredictionLogSource,
     TensorDecoder,
+    TimeWindow,
     decode_records,
 )
 from mlgate.monitoring.stream._decode import Rejections
@@ -277,3 +284,110 @@ def test_file_source_feeds_chunks_with_times_ids_and_labels(tmp_path: Path) -> N
     assert [(a.feature, a.window.start) for a in alarms] == [("x", 2000)]
     assert alarms[0].window.start_time == T0 + 2000 and alarms[0].window.end_time == T0 + 2999
     assert concept.join.stats.joined == n and concept.error_rate == 0.0
+
+
+# -- batches of skipped rows, event-time watermarks, times from the future ---------------
+
+
+def test_a_batch_of_skipped_rows_is_not_idle(workspace: Workspace) -> None:
+    rng = np.random.default_rng(4)
+    records = [_record(f"e{i}", [[0.0, 0.0]], status="error") for i in range(25)]
+    records += [_record(f"r{i}", rng.normal(size=(1, 2)), t=T0 + i) for i in range(10)]
+    _write(workspace, records)
+    profile = fit_profile({"x[0]": rng.normal(size=500), "x[1]": rng.normal(size=500)})
+    source = PredictionLogSource(workspace.store, "iris", inputs=TensorDecoder(profile.kinds))
+    batch = source.read(10)
+    assert batch.n_records == 0 and batch.consumed == 10 and not batch.idle
+    monitor = DriftMonitor(profile, CountWindow(100))
+    loop = MonitorLoop(source, [monitor], batch_records=10, poll_interval_s=3600.0)
+    status = loop.run(once=True, flush=False)  # would sleep an hour if it thought it idle
+    assert status.records == 10 and status.stopped == "once"
+    assert source.read(10).idle
+
+
+def test_time_windows_follow_event_time_not_the_clock(workspace: Workspace) -> None:
+    """A replay of old events: an empty poll must not close the windows up to now."""
+    rng = np.random.default_rng(5)
+    profile = fit_profile({"x[0]": rng.normal(size=500), "x[1]": rng.normal(size=500)})
+    monitor = DriftMonitor(profile, TimeWindow(60.0))
+    source = PredictionLogSource(workspace.store, "iris", inputs=TensorDecoder(profile.kinds))
+    loop = MonitorLoop(source, [monitor], poll_interval_s=0.0)
+    # every event lies in the minute [T0 - 20, T0 + 40)
+    _write(workspace, [_record(f"a{i}", rng.normal(size=(1, 2)), t=T0 - 20 + i) for i in range(30)])
+    loop.run(once=True, flush=False)  # ends on an empty poll
+    _write(workspace, [_record(f"b{i}", rng.normal(size=(1, 2)), t=T0 + 10 + i) for i in range(20)])
+    loop.run(once=True, flush=False)
+    assert monitor.late_records == 0 and monitor.window_records == 50
+    assert monitor.windows_judged == 0  # the minute of events has not ended in event time
+
+
+def test_times_far_beyond_the_clock_are_rejected() -> None:
+    """Milliseconds where seconds are expected: counted as rejected, never counted in."""
+    rng = np.random.default_rng(6)
+    profile = fit_profile({"a": rng.normal(size=500)})
+    monitor = DriftMonitor(profile, TimeWindow(60.0))
+    times = [T0 + i for i in range(10)] + [(T0 + i) * 1000.0 for i in range(5)]
+    source = FrameSource({"a": rng.normal(size=15)}, times=times)
+    loop = MonitorLoop(source, [monitor])
+    status = loop.run(flush=False)
+    assert status.records == 10 and status.rejected == 5
+    assert any("milliseconds" in reason for reason in status.recent_reasons)
+    assert monitor.records_seen == 10 and monitor.late_records == 0
+    with pytest.raises(DataError, match="milliseconds"):
+        monitor.update({"a": np.zeros(1)}, times=[T0 * 1000.0])
+
+
+# -- a file, streamed ----------------------------------------------------------------------
+
+
+def test_file_source_streams_parquet_in_bounded_memory(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    n = 200_000
+    table = pa.table(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "code": rng.integers(0, 3, size=n),  # integer codes, declared categorical
+            "request_id": [f"r{i}" for i in range(n)],
+        }
+    )
+    path = tmp_path / "big.parquet"
+    pq.write_table(table, path, row_group_size=10_000)
+    del table
+    kinds: dict[str, FeatureKind | None] = {"a": "numeric", "b": "numeric", "code": "categorical"}
+    tracemalloc.start()
+    try:
+        source = FileSource(str(path), kinds=kinds, chunk_rows=4096)
+        batch = source.read(1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert batch is not None and batch.n_records == 1000
+    assert batch.frame["code"].dtype == object and set(batch.frame["code"]) <= {"0", "1", "2"}
+    assert batch.request_ids is not None and batch.request_ids[999] == "r999"
+    assert peak < 1_000_000  # the whole file's numbers alone would be 4.8 MB
+    total = batch.n_records
+    while (batch := source.read(7000)) is not None:
+        total += batch.n_records
+    assert total == n
+
+
+def test_file_source_reads_a_csv_in_chunks_with_declared_kinds(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    lines = ["time,a,code,label"]
+    lines += [f"{T0 + i},{float(rng.normal())!r},{i % 3},{i % 2}" for i in range(2500)]
+    lines.append(f"{T0 + 2500},1.5,,")  # missing category and label
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(lines) + "\n")
+    profile = fit_profile(
+        {"a": rng.normal(size=300), "code": np.array(["0", "1", "2"] * 100, dtype=object)}
+    )
+    source = FileSource(str(path), kinds=profile.kinds, chunk_rows=333)
+    codes: list[Any] = []
+    times: list[float] = []
+    while (batch := source.read(1000)) is not None:
+        codes += batch.frame["code"].tolist()
+        assert batch.times is not None
+        times += batch.times.tolist()
+    assert codes[:4] == ["0", "1", "2", "0"] and codes[-1] is None and len(codes) == 2501
+    assert times == [T0 + i for i in range(2501)]

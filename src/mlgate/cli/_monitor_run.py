@@ -4,12 +4,19 @@ Profiles live in the workspace: ``HOME/profiles/ENDPOINT.json`` (the inputs) and
 ``HOME/profiles/ENDPOINT.outputs.json`` (the model's outputs, for prediction drift), fitted
 from reference files with ``--fit-profile`` / ``--fit-output-profile``. Alarms go to the
 workspace's ledger (one ``monitor.alarm`` entry each), to stdout, and, with
-``--metrics-port``, to a Prometheus endpoint.
+``--metrics-port``, to a Prometheus endpoint. An alarm the ledger refused is retried; any
+still unledgered at the end is reported in the summary and fails the run (exit 1).
+
+Positions are not kept across restarts: a restarted monitor reads the prediction log from
+its start again (unless ``--tail``) and ledgers the alarms of that replay again, as
+duplicates of the first run's entries.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from pathlib import Path
 
 import typer
@@ -17,7 +24,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from mlgate.cli._common import console, open_workspace, print_json, state_of
 from mlgate.cli._monitor_view import print_alarm_json, run_with_display, summarise
-from mlgate.errors import ConfigError, ProfileError
+from mlgate.errors import ConfigError, MonitoringError, ProfileError
 from mlgate.monitoring._columns import FeatureKind
 from mlgate.monitoring.detectors import ADWIN, HDDMA, BernoulliCusum, Detector, PageHinkley
 from mlgate.monitoring.profile import ReferenceProfile, fit_profile, load_profile, save_profile
@@ -26,6 +33,7 @@ from mlgate.monitoring.stream import (
     AlarmSink,
     ConceptMonitor,
     CountWindow,
+    DriftKind,
     DriftMonitor,
     FileSource,
     LabelJoin,
@@ -43,8 +51,7 @@ from mlgate.monitoring.stream import (
     zero_one_loss,
 )
 from mlgate.monitoring.stream.concept import Loss
-from mlgate.monitoring.stream.monitor import DriftKind
-from mlgate.monitoring.tabular import read_frame
+from mlgate.monitoring.tabular import read_column_names, read_frame
 from mlgate.workspace import Workspace
 
 __all__ = ["profile_path", "run_monitor"]
@@ -61,6 +68,8 @@ _LOSSES: dict[str, Loss] = {
     "absolute": absolute_error,
     "squared": squared_error,
 }
+_ERROR_RATE_DETECTORS = ("cusum", "hddm_a")  # values in [0, 1] only
+_UNBOUNDED_LOSSES = ("absolute", "squared")  # may exceed 1
 
 
 def profile_path(
@@ -90,15 +99,35 @@ def _default_profile(home: Path, endpoint: str, version: str | None, *, outputs:
     return profile_path(home, endpoint, outputs=outputs)
 
 
-def _fit(path: Path, target: Path, categorical: list[str]) -> ReferenceProfile:
-    kinds: dict[str, FeatureKind] = {name: "categorical" for name in categorical}
-    frame = read_frame(path)
-    unknown = sorted(set(kinds) - set(frame))
+def _fit_all(
+    files: list[tuple[Path, Path]], categorical: list[str]
+) -> list[tuple[Path, ReferenceProfile]]:
+    """Fit and save a profile per (reference file, target); --categorical may name a column
+    of any of the files (an output such as ``label`` when fitting inputs and outputs)."""
+    names = {path: read_column_names(path) for path, _ in files}
+    unknown = sorted(set(categorical) - {n for columns in names.values() for n in columns})
     if unknown:
-        raise ConfigError(f"--categorical names columns {path} does not have: {unknown}")
-    profile = fit_profile(frame, kinds)
-    save_profile(profile, target)
-    return profile
+        shown = ", ".join(repr(n) for n in unknown)
+        raise ConfigError(
+            f"--categorical names {shown}, which no reference file has (columns: "
+            f"{sorted({n for columns in names.values() for n in columns})}); check the spelling"
+        )
+    fitted: list[tuple[Path, ReferenceProfile]] = []
+    for path, target in files:
+        # Declared before reading: integer codes become categories (not float64 numbers).
+        kinds: dict[str, FeatureKind] = {
+            name: "categorical" for name in categorical if name in names[path]
+        }
+        profile = fit_profile(read_frame(path, kinds), kinds)
+        try:
+            save_profile(profile, target)
+        except OSError as exc:
+            raise ProfileError(
+                f"cannot save the profile to {target}: {exc.strerror or exc}; check that "
+                f"{target.parent} is a folder you may write to"
+            ) from exc
+        fitted.append((target, profile))
+    return fitted
 
 
 def _window(count: int | None, seconds: float | None, slide: float | None) -> WindowSpec:
@@ -180,7 +209,7 @@ def _source(
             labels_since_id=labels_since,
         )
     if spec.startswith("file:"):
-        return FileSource(spec[len("file:") :])
+        return FileSource(spec[len("file:") :], kinds=wanted)
     if spec.startswith(("redis://", "rediss://", "unix://")):
         return RedisStreamSource.from_url(spec, wanted)
     raise typer.BadParameter(
@@ -218,13 +247,17 @@ def run_monitor(
 ) -> None:
     """The body of ``mlgate monitor`` (see :mod:`mlgate.cli.monitor`)."""
     settings = state_of(ctx).settings
+    _log_to_stderr()
     if fit is not None or fit_outputs is not None:
-        fitted: dict[str, object] = {}
-        for path, of_outputs in ((fit, False), (fit_outputs, True)):
-            if path is not None:
-                target = profile_path(settings.home, endpoint, outputs=of_outputs, version=version)
-                fitted_profile = _fit(path, target, categorical)
-                fitted[str(target)] = fitted_profile.kinds
+        files = [
+            (path, profile_path(settings.home, endpoint, outputs=of_outputs, version=version))
+            for path, of_outputs in ((fit, False), (fit_outputs, True))
+            if path is not None
+        ]
+        fitted: dict[str, object] = {
+            str(target): fitted_profile.kinds
+            for target, fitted_profile in _fit_all(files, categorical)
+        }
         if json_output:
             print_json({"profiles": fitted})
         else:
@@ -234,6 +267,12 @@ def run_monitor(
     if detector not in _DETECTORS or loss not in _LOSSES:
         raise typer.BadParameter(
             f"--detector must be one of {sorted(_DETECTORS)} and --loss one of {sorted(_LOSSES)}"
+        )
+    if labels and detector in _ERROR_RATE_DETECTORS and loss in _UNBOUNDED_LOSSES:
+        raise ConfigError(
+            f"--detector {detector} models an error rate and takes values in [0, 1] only, but "
+            f"--loss {loss} can exceed 1; use --detector adwin or page_hinkley for regression "
+            "losses (or --loss zero_one)"
         )
     spec = _window(window, window_seconds, slide)
     home = settings.home
@@ -251,7 +290,7 @@ def run_monitor(
         registry = CollectorRegistry()
         sinks: list[AlarmSink] = [ledger, PrometheusSink(registry)]
         if metrics_port is not None:
-            start_http_server(metrics_port, registry=registry)
+            _serve_metrics(metrics_port, registry)
         shown: list[Alarm] = []
         subscribers = [printer or shown.append]
         monitors = [
@@ -289,7 +328,53 @@ def run_monitor(
             status = run_with_display(loop, endpoint, source, shown, json_output, max_records, once)
         finally:
             stream.close()
-    summarise(status, loop, ledger.appended, json_output)
+    unledgered = ledger.pending + ledger.lost
+    summarise(status, loop, ledger.appended, json_output, unledgered=unledgered)
+    if unledgered:
+        raise MonitoringError(
+            f"{unledgered} alarms could not be written to the ledger (it refused "
+            f"{ledger.failures} writes; see the lines above); the alarms were printed above: "
+            "record them by hand, or rerun once the store accepts writes"
+        )
+
+
+def _serve_metrics(port: int, registry: CollectorRegistry) -> None:
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on port {port}: {exc.strerror or exc}; choose a free port "
+            "with --metrics-port (or leave the option out)"
+        ) from exc
+    except (OverflowError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot serve metrics on port {port}: {exc}; --metrics-port takes 1-65535"
+        ) from exc
+
+
+class _OneLine(logging.Formatter):
+    """``mlgate monitor: LEVEL: message`` and the exception's one-line summary, never its
+    traceback: a failing sink is expected (a database hiccup), not a crash to debug."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = " ".join(part.strip() for part in record.getMessage().splitlines() if part.strip())
+        return f"mlgate monitor: {record.levelname.lower()}: {text}"
+
+
+def _log_to_stderr() -> None:
+    """Warnings of the monitoring stack as one line each on stderr (idempotent).
+
+    Without a handler, logging's last-resort handler would print tracebacks.
+    """
+    root = logging.getLogger("mlgate")
+    if any(isinstance(h.formatter, _OneLine) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
 
 
 def _profiles(

@@ -118,7 +118,8 @@ def monitor_table(
             Text(
                 f"concept ({type(concept.detector).__name__}): {concept.n_seen} labelled, "
                 f"error rate {_fmt(concept.error_rate)}, pending {join.pending_predictions}, "
-                f"late {join.late}, expired {join.expired}"
+                f"late {join.late}, expired {join.expired}, missing labels "
+                f"{join.missing_labels}, unusable losses {concept.invalid_losses}"
             )
         )
     for alarm in list(status.recent_alarms)[-5:]:
@@ -172,27 +173,39 @@ def run_with_display(
 
 
 def summarise(
-    status: LoopStatus, loop: MonitorLoop, ledger_entries: list[int], json_output: bool
+    status: LoopStatus,
+    loop: MonitorLoop,
+    ledger_entries: list[int],
+    json_output: bool,
+    *,
+    unledgered: int = 0,
 ) -> None:
     summary: dict[str, object] = {
         "records": status.records,
+        "rows_read": status.consumed,
         "rejected": status.rejected,
         "labels": status.labels,
         "alarms": status.alarms_total,
         "ledger_entries": list(ledger_entries),
+        "unledgered_alarms": unledgered,
+        "sink_failures": loop.sink_failures,
         "windows": {m.kind: m.windows_judged for m in loop.monitors},
         "late_records": sum(m.late_records for m in loop.monitors),
         "stopped": status.stopped,
     }
     if loop.concept is not None:
         summary["labels_joined"] = loop.concept.join.stats.to_json()
+        summary["invalid_losses"] = loop.concept.invalid_losses
     if json_output:  # JSON lines: one object per line, like the alarms before it
         sys.stdout.write(json.dumps({"summary": summary}, allow_nan=False) + "\n")
         sys.stdout.flush()
         return
+    failed = (
+        f", {unledgered} NOT ledgered ({loop.sink_failures} sink failures)" if unledgered else ""
+    )
     console.print(
         f"monitored {status.records} records ({status.rejected} rejected): "
-        f"{status.alarms_total} alarms, ledger entries {ledger_entries or 'none'}; "
+        f"{status.alarms_total} alarms, ledger entries {ledger_entries or 'none'}{failed}; "
         f"stopped: {status.stopped}",
         markup=False,
         highlight=False,

@@ -5,6 +5,10 @@ Profiles live in the workspace: ``HOME/profiles/ENDPOINT.json`` (the inputs) and
 from reference files with ``--fit-profile`` / ``--fit-output-profile``. Alarms go to the
 workspace's ledger (one ``monitor.alarm`` entry each), to stdout, and, with
 ``--metrics-port``, to a Prometheus endpoint.
+
+Positions are not kept across restarts: a restarted monitor replays the prediction log
+from its start (unless ``--tail``), and alarms it raises again are ledgered again
+(duplicates).
 """
 
 from __future__ import annotations
@@ -63,7 +67,11 @@ def monitor_command(
         "--version",
         help="Only this model version's rows; its own profile (ENDPOINT.vVERSION.json) if fitted.",
     ),
-    tail: bool = typer.Option(False, "--tail", help="Start at the end of the prediction log."),
+    tail: bool = typer.Option(
+        False,
+        "--tail",
+        help="Start at the end of the prediction log (positions are not kept across restarts).",
+    ),
     max_records: int | None = typer.Option(None, "--max-records", min=1, help="Stop after N."),
     once: bool = typer.Option(False, "--once", help="Process what is there now, then stop."),
     batch: int = typer.Option(1000, "--batch", min=1, help="Records per read."),
@@ -73,7 +81,12 @@ def monitor_command(
     ),
     json_output: bool = typer.Option(False, "--json", help="Alarms and summary as JSON lines."),
 ) -> None:
-    """Watch ENDPOINT's inputs, outputs and (with --labels) errors for drift until Ctrl-C."""
+    """Watch ENDPOINT's inputs, outputs and (with --labels) errors for drift until Ctrl-C.
+
+    Positions are not kept across restarts: a restart replays the prediction log from
+    the start unless --tail is given, and alarms ledgered again on that replay are
+    duplicates of earlier entries.
+    """
     # Imported here: the streaming stack pulls in scipy and pyarrow, which every other
     # command would otherwise pay for at start-up.
     from mlgate.cli._monitor_run import run_monitor

@@ -20,7 +20,14 @@
   :class:`FileSource` (CSV / Parquet), :class:`RedisStreamSource` (consumer groups).
 - Sinks: :class:`LedgerSink` (one ``monitor.alarm`` ledger entry per alarm),
   :class:`PrometheusSink` (``mlgate_drift_statistic``, ``mlgate_drift_alarms_total``), and
-  plain subscriber callables; a failing one is logged and never stops the monitor.
+  plain subscriber callables; a failing one is logged and never stops the monitor. An
+  alarm the ledger refused is kept (a bounded queue) and retried on the next dispatch.
+
+Positions are not durable: a source's cursor (the prediction log's ids, a file's row)
+lives in memory and is not kept across restarts. A restarted monitor reads again from the
+start (the prediction log from its first row unless started at its tail, ``--tail``; a
+Redis consumer from its unacknowledged entries), and an alarm raised again on that replay
+is ledgered again: a duplicate of the first run's entry, not a new drift.
 
 Why binned tests: a window keeps counts per reference bin, not values, so KS and
 Wasserstein (which need the values) are not computed; see :mod:`._judge`.
@@ -39,7 +46,8 @@ from mlgate.monitoring.stream.concept import (
     squared_error,
     zero_one_loss,
 )
-from mlgate.monitoring.stream.monitor import DriftMonitor, WindowReport
+from mlgate.monitoring.stream.file_source import FileSource
+from mlgate.monitoring.stream.monitor import DriftKind, DriftMonitor, WindowReport
 from mlgate.monitoring.stream.predlog_source import PredictionLogSource
 from mlgate.monitoring.stream.redis_source import RedisStreamSource
 from mlgate.monitoring.stream.runner import LoopStatus, MonitorLoop
@@ -53,7 +61,6 @@ from mlgate.monitoring.stream.sinks import (
     alarm_event,
 )
 from mlgate.monitoring.stream.sources import (
-    FileSource,
     FrameSource,
     LabelBatch,
     StreamBatch,
@@ -71,6 +78,7 @@ __all__ = [
     "ConceptMonitor",
     "CountWindow",
     "Dispatch",
+    "DriftKind",
     "DriftMonitor",
     "FileSource",
     "FrameSource",

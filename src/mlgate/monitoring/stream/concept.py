@@ -9,20 +9,29 @@ live. Its bounds make memory independent of traffic:
 - a label that arrives before its prediction (logs are read at different paces) waits,
   under the same TTL, and is *unmatched* if its prediction never comes;
 - beyond ``max_pending`` entries the oldest are *evicted* (counted);
-- a second label for an id already joined is a *duplicate* (the first label counts).
+- a second label for an id already joined is a *duplicate* (the first label counts);
+- a missing label (None or NaN: feedback that says nothing) is counted as *missing* and
+  dropped before the join, so the prediction still waits for a real label.
 
 "Now" is the newest time seen: the records' own times when they carry them (so a replay
 of an old log expires what it should), else the clock.
 
 :class:`ConceptMonitor` turns each joined pair into a loss (0/1 error by default, or
 absolute / squared error for regression) and feeds a detector from
-:mod:`mlgate.monitoring.detectors` batch-wise (``update_many``). A detection raises a
+:mod:`mlgate.monitoring.detectors` batch-wise (``update_many``). A pair whose loss the
+detector cannot take (a text label for a regression loss, an infinite prediction, a value
+outside [0, 1] for an error-rate detector) is dropped and counted (``invalid_losses``)
+rather than raised: the join has consumed it, and an exception would lose the batch's
+other pairs and, under a live loop, replay the batch forever. The error-rate detectors
+(HDDM_A, the Bernoulli CUSUM) refuse the unbounded absolute and squared losses at
+construction. A detection raises a
 ``concept_drift`` alarm whose value is the mean loss over the last ``recent`` records and
 whose reference is the mean loss of the segment before them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict, deque
@@ -44,13 +53,25 @@ __all__ = [
     "LabelJoin",
     "Loss",
     "absolute_error",
+    "is_missing",
     "squared_error",
     "zero_one_loss",
 ]
 
+logger = logging.getLogger(__name__)
+
 Clock = Callable[[], float]
 FloatArray = NDArray[np.float64]
 Loss = Callable[[Sequence[Any], Sequence[Any]], FloatArray]
+
+
+def is_missing(value: Any) -> bool:
+    """None or a float NaN: a prediction or label that says nothing."""
+    if value is None:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    return False
 
 
 def _class_key(value: Any) -> str:
@@ -99,6 +120,7 @@ class JoinStats:
     unmatched: int
     evicted: int
     duplicates: int
+    missing_labels: int
     pending_predictions: int
     pending_labels: int
 
@@ -122,7 +144,8 @@ class LabelJoin:
         self._labels: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._gone: OrderedDict[str, bool] = OrderedDict()  # id -> True joined / False expired
         self._counts = dict.fromkeys(
-            ("joined", "late", "expired", "unmatched", "evicted", "duplicates"), 0
+            ("joined", "late", "expired", "unmatched", "evicted", "duplicates", "missing_labels"),
+            0,
         )
 
     @property
@@ -156,10 +179,16 @@ class LabelJoin:
     def add_labels(
         self, ids: Sequence[str], labels: Sequence[Any], times: ArrayLike | None = None
     ) -> list[tuple[Any, Any]]:
-        """Join labels to held predictions; return the (prediction, label) pairs made."""
+        """Join labels to held predictions; return the (prediction, label) pairs made.
+
+        A missing label (None, NaN) is counted and dropped: its prediction keeps waiting.
+        """
         stamps = self._stamps(ids, labels, times)
         joined: list[tuple[Any, Any]] = []
         for rid, label, t in zip(ids, labels, stamps, strict=True):
+            if is_missing(label):
+                self._counts["missing_labels"] += 1
+                continue
             held = self._predictions.pop(rid, None)
             if held is not None:
                 self._done(rid, joined=True)
@@ -239,6 +268,13 @@ class ConceptMonitor:
     ) -> None:
         if recent < 1:
             raise ValueError(f"recent must be at least 1, got {recent}")
+        self._unit_interval = bool(getattr(detector, "_unit_interval", False))
+        if self._unit_interval and loss in (absolute_error, squared_error):
+            raise ValueError(
+                f"{type(detector).__name__} models an error rate and takes values in [0, 1] "
+                f"only, but {loss.__name__} can exceed 1; use ADWIN or PageHinkley for "
+                "regression losses, or the zero_one loss"
+            )
         self.detector = detector
         self.loss = loss
         self.join = join if join is not None else LabelJoin(clock=clock)
@@ -254,6 +290,12 @@ class ConceptMonitor:
         self._segment_start = 0
         self._seen = 0
         self._alarms = 0
+        self._invalid = 0
+
+    @property
+    def invalid_losses(self) -> int:
+        """Joined pairs dropped because the detector cannot take their loss."""
+        return self._invalid
 
     @property
     def n_seen(self) -> int:
@@ -283,8 +325,36 @@ class ConceptMonitor:
     def _pairs(self, pairs: list[tuple[Any, Any]]) -> list[Alarm]:
         if not pairs:
             return []
+        losses = self._losses(pairs)
+        usable = np.isfinite(losses)
+        if self._unit_interval:
+            usable &= (losses >= 0.0) & (losses <= 1.0)
+        dropped = int(losses.size - np.count_nonzero(usable))
+        if dropped:
+            self._invalid += dropped
+            logger.warning(
+                "dropped %d of %d labelled predictions whose %s the %s detector cannot take "
+                "(missing, not a number, infinite%s)",
+                dropped, losses.size, getattr(self.loss, "__name__", "loss"),
+                type(self.detector).__name__, " or outside [0, 1]" if self._unit_interval else "",
+            )  # fmt: skip
+            losses = losses[usable]
+        return self.update(losses) if losses.size else []
+
+    def _losses(self, pairs: list[tuple[Any, Any]]) -> FloatArray:
+        """The loss of each pair; NaN for a pair the loss function cannot score."""
         predictions, labels = zip(*pairs, strict=True)
-        return self.update(self.loss(predictions, labels))
+        try:
+            return _as_losses(self.loss(predictions, labels), len(pairs))
+        except (DataError, TypeError, ValueError):
+            pass  # one bad pair spoils the batch call: score them one by one
+        out = np.full(len(pairs), np.nan)
+        for i, (prediction, label) in enumerate(pairs):
+            try:
+                out[i] = _as_losses(self.loss([prediction], [label]), 1)[0]
+            except (DataError, TypeError, ValueError):
+                continue
+        return out
 
     def update(self, losses: ArrayLike) -> list[Alarm]:
         """Feed losses directly (already joined); return the alarms they raised."""
@@ -341,3 +411,10 @@ class ConceptMonitor:
             ),
             raised_at=float(self._clock()),
         )
+
+
+def _as_losses(values: Any, n: int) -> FloatArray:
+    losses = np.asarray(values, dtype=np.float64).ravel()
+    if losses.shape != (n,):
+        raise ValueError(f"the loss gave {losses.size} values for {n} pairs")
+    return losses

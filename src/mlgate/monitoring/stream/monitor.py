@@ -43,11 +43,13 @@ from mlgate.monitoring.stream.alarm import Alarm, AlarmKind, Measurement, Window
 from mlgate.monitoring.stream.sinks import AlarmSink, Dispatch, Subscriber
 from mlgate.monitoring.stream.windows import ClosedWindow, CountWindow, Panes, WindowSpec
 
-__all__ = ["DriftMonitor", "WindowReport"]
+__all__ = ["FUTURE_TOLERANCE_S", "DriftKind", "DriftMonitor", "WindowReport"]
 
 Clock = Callable[[], float]
 DriftKind = Literal["data_drift", "prediction_drift"]
 _EFFECTS = ("psi", "js", "wasserstein")
+FUTURE_TOLERANCE_S = 86_400.0
+"""How far beyond the clock an event time may lie: further is no time (epoch milliseconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +76,10 @@ class DriftMonitor:
     windows it closed. ``times`` are the records' event times (Unix seconds); without them
     a time window uses ``clock()`` at arrival. ``versions`` (one per record) label alarms
     with the model versions that served the window. A batch that does not fit the profile
-    (a column of the wrong type, columns of unequal length, non-finite times) raises
-    :class:`DataError` and changes nothing.
+    (a column of the wrong type, columns of unequal length, non-finite times, or times more
+    than a day beyond the clock, such as epoch milliseconds) raises :class:`DataError` and
+    changes nothing. :attr:`watermark` is the newest event time seen: pass it to
+    :meth:`advance` on an idle stream of event-timed records (as the loop does).
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class DriftMonitor:
         self._active: set[tuple[AlarmKind, str]] = set()
         self._seen = 0
         self._alarms = 0
+        self._watermark: float | None = None
         self.last_window: WindowReport | None = None
 
     # -- state -----------------------------------------------------------------------------
@@ -136,6 +141,11 @@ class DriftMonitor:
         """Share of the next count window filled so far; None for time windows."""
         capacity = self._panes.capacity
         return None if capacity is None else self._panes.window_records / capacity
+
+    @property
+    def watermark(self) -> float | None:
+        """The newest event time given to :meth:`update`; None before any (or without times)."""
+        return self._watermark
 
     @property
     def windows_judged(self) -> int:
@@ -169,10 +179,13 @@ class DriftMonitor:
         version_list = None if versions is None else [str(v) for v in versions]
         if version_list is not None and len(version_list) != n:
             raise DataError(f"versions has {len(version_list)} entries for {n} records")
-        stamps = None if times is None else _times(times, n)
+        stamps = None if times is None else _times(times, n, float(self._clock()))
         self._seen += n
         if n == 0:
-            return self.advance() if not isinstance(self.window, CountWindow) else []
+            return [] if isinstance(self.window, CountWindow) else self.advance(self._watermark)
+        if stamps is not None:
+            newest = float(stamps.max())
+            self._watermark = newest if self._watermark is None else max(self._watermark, newest)
         if isinstance(self.window, CountWindow):
             closed = self._panes.add_count(codes, version_list, stamps)
         else:
@@ -184,8 +197,11 @@ class DriftMonitor:
     def advance(self, now: float | None = None) -> list[Alarm]:
         """Close the time windows that ended before ``now`` (default: the clock).
 
-        Call it when the stream is idle, so a quiet period still ends its windows. Count
-        windows only close on records: for them this does nothing.
+        Call it when the stream is idle, so a quiet period still ends its windows. For
+        records with event times pass the :attr:`watermark` (or a time derived from the
+        events), not the clock: a replay of old events would otherwise see every window up
+        to today close and the rest of the replay dropped as late. Count windows only close
+        on records: for them this does nothing.
         """
         if isinstance(self.window, CountWindow):
             return []
@@ -310,7 +326,7 @@ class DriftMonitor:
         return out
 
 
-def _times(times: ArrayLike, n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+def _times(times: ArrayLike, n: int, now: float) -> np.ndarray[Any, np.dtype[np.float64]]:
     try:
         stamps = np.asarray(times, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -324,5 +340,12 @@ def _times(times: ArrayLike, n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
         raise DataError(
             f"times must be finite Unix seconds, found {stamps[at]} at record {at}; "
             "no record of this batch was counted"
+        )
+    if n and float(stamps.max()) > now + FUTURE_TOLERANCE_S:
+        at = int(np.argmax(stamps))
+        raise DataError(
+            f"time {stamps[at]:.0f} at record {at} lies more than a day after the clock "
+            f"({now:.0f}); are these epoch milliseconds? Times must be Unix seconds; no "
+            "record of this batch was counted"
         )
     return stamps

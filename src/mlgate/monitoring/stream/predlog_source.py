@@ -1,7 +1,11 @@
 """The serving prediction log as a stream: inputs, outputs and (optionally) feedback labels.
 
 Rows are polled by id (``read_predictions(since_id=...)``), so the monitor sees every row
-once and in order, and the cursor moves only on :meth:`PredictionLogSource.commit`. Each
+once and in order, and the cursor moves only on :meth:`PredictionLogSource.commit`. The
+cursor lives in memory: it is not kept across restarts, so a new source starts at
+``since_id`` (0, the whole log, unless the caller starts at the tail). A batch reports the
+rows it ``consumed``, skipped ones included, so a stretch of rows that are all skipped is
+read through at once rather than taken for an idle log. Each
 row is one request; a request of n rows gives n records, with ids ``rid`` (n = 1) or
 ``rid#i``. Feedback labels are read by id from the feedback table the same way; a label
 that is a list labels the request's rows in order, anything else the whole request.
@@ -127,6 +131,8 @@ class PredictionLogSource:
                 "skipped_rows": len(rows) - len(kept),
                 "outputs_missing_rows": output_failures,
             },
+            # skipped rows (other statuses, shadows, versions) are progress, not idleness
+            consumed=len(rows) + (0 if labels is None else len(labels.request_ids)),
         )
 
     def _decode(

@@ -82,7 +82,14 @@ class RedisStreamSource:
             if name in query:
                 options.setdefault(name, query.pop(name))
         base = parts._replace(query="").geturl()
-        return cls(redis.Redis.from_url(base), stream, wanted, **options)
+        try:
+            client = redis.Redis.from_url(base)
+        except ValueError as exc:
+            raise ConfigError(
+                f"the Redis source {url!r} is not a valid URL ({exc}); write it as "
+                "redis://HOST:PORT/DB?stream=KEY (rediss:// for TLS, unix:///PATH?db=N)"
+            ) from exc
+        return cls(client, stream, wanted, **options)
 
     def read(self, max_records: int) -> StreamBatch:
         entries = self._read(max_records)
@@ -131,7 +138,14 @@ class RedisStreamSource:
 
     def commit(self) -> None:
         if self._unacked:
-            self._client.xack(self.stream, self.group, *self._unacked)
+            try:
+                self._client.xack(self.stream, self.group, *self._unacked)
+            except redis.RedisError as exc:
+                raise MonitoringError(
+                    f"cannot acknowledge {len(self._unacked)} entries of Redis stream "
+                    f"{self.stream!r} in group {self.group!r}: {exc}; they will be delivered "
+                    "again on restart. Check that the server is up and the key is still a stream"
+                ) from exc
             self._unacked = []
 
     def close(self) -> None:

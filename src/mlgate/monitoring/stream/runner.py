@@ -3,8 +3,21 @@
 One :class:`MonitorLoop` owns a source, any number of drift monitors (inputs, outputs) and
 optionally a concept monitor. Each step reads one batch, gives it to every monitor,
 joins its predictions and labels for the concept monitor, then commits the batch to the
-source (so an acknowledged record was always processed). An idle live source is polled
-every ``poll_interval_s``, and time windows are advanced meanwhile, so they close on time.
+source (so an acknowledged record was always processed); before the commit, alarms a sink
+refused (the ledger was down) are retried. A batch is idle only when the source read
+nothing at all: a batch whose rows were all skipped or rejected is progress, and the next
+one is read at once. An idle live source is polled every ``poll_interval_s``.
+
+Time windows advance on event time when records carry times: an idle poll moves each
+monitor to the newest event time it has seen (its watermark), never to the wall clock, so
+replaying last month's log does not close every window up to today and drop the rest of
+the replay as late. Records without times are stamped, and their windows closed, by the
+clock. A time more than a day beyond the clock (``FUTURE_TOLERANCE_S``; typically epoch
+milliseconds where seconds are expected) cannot be an event time: the record (or label)
+is rejected, counted with the other rejections, and never reaches a monitor.
+
+Positions are not durable: nothing of the source's cursor is kept across restarts (see
+:mod:`mlgate.monitoring.stream`).
 The loop stops at the end of a finite source, after ``max_records``, after one pass over
 what is there (``once``), when ``should_stop()`` says so, or on Ctrl-C; by default it then
 judges the windows still filling (``flush``), so a short file still gets a verdict.
@@ -13,19 +26,20 @@ judges the windows still filling (``flush``), so a short file still gets a verdi
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import numpy as np
+
 from mlgate.monitoring.stream.alarm import Alarm
-from mlgate.monitoring.stream.concept import ConceptMonitor
-from mlgate.monitoring.stream.monitor import DriftMonitor
+from mlgate.monitoring.stream.concept import ConceptMonitor, is_missing
+from mlgate.monitoring.stream.monitor import FUTURE_TOLERANCE_S, DriftMonitor
 from mlgate.monitoring.stream.sources import StreamBatch, StreamSource
 
-__all__ = ["LoopStatus", "MonitorLoop"]
+__all__ = ["FUTURE_TOLERANCE_S", "LoopStatus", "MonitorLoop"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +56,8 @@ class LoopStatus:
     rejected: int = 0
     labels: int = 0
     alarms_total: int = 0
+    consumed: int = 0  # rows or entries read, skipped and rejected ones included
+    undelivered: int = 0  # alarms a sink still holds after the last retry
     recent_alarms: deque[Alarm] = field(default_factory=lambda: deque(maxlen=_RECENT))
     recent_reasons: deque[str] = field(default_factory=lambda: deque(maxlen=5))
     stopped: StopReason = ""
@@ -80,17 +96,20 @@ class MonitorLoop:
         batch = self.source.read(max(1, limit))
         if batch is None:
             return None
+        batch = self._drop_future(batch)
         alarms: list[Alarm] = []
         for monitor in self.monitors:
             if batch.n_records:
                 alarms += monitor.update(batch.frame, times=batch.times, versions=batch.versions)
-            else:
-                alarms += monitor.advance()
+            else:  # event time stands still when nothing arrives; only the clock moves
+                alarms += monitor.advance(monitor.watermark)
         if self.concept is not None:
             alarms += self._concept(batch, self.concept)
+        self.retry_sinks()
         self.source.commit()
         status = self.status
         status.records += batch.n_records
+        status.consumed += batch.n_consumed
         status.batches += 1
         status.rejected += batch.rejected
         status.recent_reasons.extend(batch.reasons)
@@ -110,7 +129,7 @@ class MonitorLoop:
                 for i, (rid, value) in enumerate(
                     zip(batch.request_ids, column.tolist(), strict=True)
                 )
-                if rid and not _missing(value)
+                if rid and not is_missing(value)
             ]
             ids = [batch.request_ids[i] for i in keep]
             values: list[Any] = [column[i] for i in keep]
@@ -147,7 +166,7 @@ class MonitorLoop:
                 if batch is None:
                     status.stopped = "exhausted"
                     break
-                if batch.n_records == 0 and batch.labels is None:
+                if batch.idle:
                     if once:
                         status.stopped = "once"
                         break
@@ -159,10 +178,80 @@ class MonitorLoop:
                 final = monitor.flush()
                 status.alarms_total += len(final)
                 status.recent_alarms.extend(final)
+        status.undelivered = self.retry_sinks()
         if progress is not None:
             progress(status)
         return status
 
+    def retry_sinks(self) -> int:
+        """Retry the alarms sinks hold (refused by the ledger); return how many still wait."""
+        dispatches = [m.dispatch for m in self.monitors]
+        if self.concept is not None:
+            dispatches.append(self.concept.dispatch)
+        waiting: dict[int, int] = {}  # per sink: monitors usually share one
+        for dispatch in dispatches:
+            for sink in dispatch.sinks:
+                retry = getattr(sink, "retry", None)
+                if id(sink) not in waiting and callable(retry):
+                    waiting[id(sink)] = int(retry())
+        return sum(waiting.values())
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    @property
+    def sink_failures(self) -> int:
+        """Calls to sinks and subscribers that raised, over every monitor."""
+        total = sum(m.dispatch.failures for m in self.monitors)
+        return total + (0 if self.concept is None else self.concept.dispatch.failures)
+
+    def _drop_future(self, batch: StreamBatch) -> StreamBatch:
+        """The batch without records or labels timed beyond the clock + FUTURE_TOLERANCE_S."""
+        limit = float(self._clock()) + FUTURE_TOLERANCE_S
+        reasons: list[str] = []
+        dropped = 0
+        changes: dict[str, Any] = {}
+        times = batch.times
+        if times is not None and batch.n_records and bool((times > limit).any()):
+            keep = np.flatnonzero(times <= limit)
+            bad = batch.n_records - keep.size
+            dropped += bad
+            reasons.append(_future_reason(bad, "records", float(times[times > limit][0])))
+            ids, versions = batch.request_ids, batch.versions
+            changes.update(
+                frame={name: column[keep] for name, column in batch.frame.items()},
+                n_records=int(keep.size),
+                times=times[keep],
+                request_ids=None if ids is None else [ids[i] for i in keep.tolist()],
+                versions=None if versions is None else [versions[i] for i in keep.tolist()],
+            )
+        labels = batch.labels
+        if labels is not None and labels.times is not None and bool((labels.times > limit).any()):
+            stamps = labels.times
+            kept = np.flatnonzero(stamps <= limit).tolist()
+            bad = len(labels.request_ids) - len(kept)
+            dropped += bad
+            reasons.append(_future_reason(bad, "labels", float(stamps[stamps > limit][0])))
+            changes["labels"] = (
+                replace(
+                    labels,
+                    request_ids=[labels.request_ids[i] for i in kept],
+                    labels=[labels.labels[i] for i in kept],
+                    times=stamps[kept],
+                )
+                if kept
+                else None
+            )
+        if not dropped:
+            return batch
+        return replace(
+            batch,
+            rejected=batch.rejected + dropped,
+            reasons=(*batch.reasons, *reasons),
+            consumed=batch.n_consumed,
+            **changes,
+        )
+
+
+def _future_reason(n: int, what: str, example: float) -> str:
+    return (
+        f"{n} {what} timed more than a day after the clock (e.g. {example:.0f}); are these "
+        "epoch milliseconds where Unix seconds are expected? They were dropped"
+    )

@@ -5,6 +5,12 @@ which calls every sink and subscriber in turn. A sink or subscriber that raises 
 and counted, and the others still run: a broken retraining hook or a database hiccup must
 not stop the monitor, nor cost the other sinks their alarm.
 
+A ledger write that fails (the database is down, locked or full) must not lose the alarm:
+:class:`LedgerSink` keeps refused alarms in a bounded queue and retries them, oldest first,
+before its next write, on every window's measurements and on :meth:`LedgerSink.retry`
+(which the loop calls before it commits a batch). Past ``max_pending`` the oldest is dropped
+and counted as ``lost``; ``pending + lost`` is what the run could not ledger.
+
 Ledger entries follow the ledger's conventions (:mod:`mlgate.ledger.events`): an entry
 holds exact values only, so the alarm's numbers are written as the shortest decimal
 strings that read back to the same float (``repr``), and the whole alarm document is
@@ -15,6 +21,7 @@ JSON can recompute.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -84,22 +91,63 @@ def alarm_event(alarm: Alarm, actor: str) -> LedgerEvent:
 
 
 class LedgerSink:
-    """Appends one ``monitor.alarm`` entry per alarm to the workspace's ledger."""
+    """Appends one ``monitor.alarm`` entry per alarm to the workspace's ledger.
 
-    def __init__(self, store: Store, log: MerkleLog, actor: str) -> None:
+    An alarm the ledger refuses is queued (at most ``max_pending``) and retried before the
+    next one, on :meth:`observe` and on :meth:`retry`; see the module docstring.
+    """
+
+    def __init__(self, store: Store, log: MerkleLog, actor: str, max_pending: int = 1000) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         self._store = store
         self._log = log
         self._actor = actor
+        self._pending: deque[Alarm] = deque()
+        self.max_pending = max_pending
         self.appended: list[int] = []  # ledger indices written, for the caller's report
+        self.failures = 0  # writes that failed (a retried alarm may count more than once)
+        self.lost = 0  # alarms dropped from a full queue: never ledgered
+
+    @property
+    def pending(self) -> int:
+        """Alarms refused by the ledger and waiting to be retried."""
+        return len(self._pending)
 
     def emit(self, alarm: Alarm) -> None:
-        event = alarm_event(alarm, self._actor)
-        with self._store.write() as conn:
-            index = self._log.append(conn, event)
-        self.appended.append(index)
+        """Ledger the alarm (after any queued before it); queue it and raise if that fails."""
+        self._pending.append(alarm)
+        if len(self._pending) > self.max_pending:
+            self._pending.popleft()
+            self.lost += 1
+        self._drain(raise_on_failure=True)
 
     def observe(self, measurements: Sequence[Measurement]) -> None:
-        """Window statistics are not ledgered: only alarms are events."""
+        """Window statistics are not ledgered (only alarms are events): retry queued alarms."""
+        self.retry()
+
+    def retry(self) -> int:
+        """Ledger queued alarms, oldest first, until one fails; return how many still wait."""
+        self._drain(raise_on_failure=False)
+        return len(self._pending)
+
+    def _drain(self, *, raise_on_failure: bool) -> None:
+        while self._pending:
+            alarm = self._pending[0]
+            try:
+                with self._store.write() as conn:
+                    index = self._log.append(conn, alarm_event(alarm, self._actor))
+            except Exception as exc:
+                self.failures += 1
+                if raise_on_failure:
+                    raise
+                logger.debug(  # the first refusal was logged where it happened
+                    "the ledger still refuses %d alarm(s); retrying later: %s",
+                    len(self._pending), _one_line(exc),
+                )  # fmt: skip
+                return
+            self._pending.popleft()
+            self.appended.append(index)
 
 
 class PrometheusSink:
@@ -157,10 +205,21 @@ class Dispatch:
     def _call(self, target: Callable[[_T], None], arg: _T, what: str) -> None:
         try:
             target(arg)
-        except Exception:  # one broken consumer must not silence the monitor or the others
+        except Exception as exc:  # one broken consumer must not silence the monitor or others
             self.failures += 1
-            logger.exception("%s failed; the monitor goes on", what)
+            logger.error(
+                "%s failed; the monitor goes on: %s: %s",
+                what, type(exc).__name__, _one_line(exc), exc_info=exc,
+            )  # fmt: skip
 
 
 def _name(subscriber: Subscriber) -> str:
     return getattr(subscriber, "__qualname__", None) or type(subscriber).__name__
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line: the driver's own error for a SQLAlchemy one
+    (without the statement and its parameters), newlines folded."""
+    cause = getattr(exc, "orig", None)
+    text = str(cause if isinstance(cause, BaseException) else exc)
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

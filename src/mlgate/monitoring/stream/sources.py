@@ -1,10 +1,19 @@
-"""Where records come from: a file or frame here, the serving prediction log
-(:mod:`.predlog_source`) or a Redis stream (:mod:`.redis_source`), all through one port.
+"""Where records come from: a frame here, a file (:mod:`.file_source`), the serving
+prediction log (:mod:`.predlog_source`) or a Redis stream (:mod:`.redis_source`), all
+through one port.
 
 ``read(max_records)`` returns the next batch: an empty batch when nothing new has arrived
-yet (a live source), None when the source is exhausted (the end of a file). ``commit()``
-says the last batch was processed: the prediction log then advances its cursor, Redis
-acknowledges the entries. A crash between the two replays the batch (at least once).
+yet (a live source), None when the source is exhausted (the end of a file). A batch may
+hold no record yet not be idle: the prediction log skips rows (other statuses, shadows,
+other versions) and every source rejects malformed ones, so a batch says how many rows or
+entries it ``consumed``; only a batch that consumed nothing is idle. ``commit()`` says the
+last batch was processed: the prediction log then advances its cursor, Redis acknowledges
+the entries. A crash between the two replays the batch (at least once).
+
+Positions live in memory only: they are not kept across restarts. A restarted monitor
+starts again from the beginning of the prediction log (or, with ``--tail``, from its end)
+and from a Redis consumer's pending entries; alarms of a replayed stretch are raised, and
+ledgered, again (duplicates of the first run's entries).
 
 Flat records (a file's rows, a Redis entry's JSON object) use reserved keys
 (:class:`RecordKeys`): ``request_id``, ``time`` (Unix seconds or RFC 3339), ``label`` and
@@ -23,7 +32,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from mlgate.errors import DataError
 from mlgate.monitoring._columns import FeatureKind
 from mlgate.monitoring.stream._decode import (
     RecordKeys,
@@ -31,10 +39,8 @@ from mlgate.monitoring.stream._decode import (
     column_array,
     parse_time,
 )
-from mlgate.monitoring.tabular import read_frame
 
 __all__ = [
-    "FileSource",
     "FrameSource",
     "LabelBatch",
     "RecordKeys",
@@ -68,6 +74,20 @@ class StreamBatch:
     rejected: int = 0
     reasons: tuple[str, ...] = ()
     extra: Mapping[str, int] = field(default_factory=dict)  # source-specific counters
+    consumed: int | None = None  # rows/entries read for this batch; None: records + rejected
+
+    @property
+    def n_consumed(self) -> int:
+        """Rows or entries the source read for this batch (kept, skipped or rejected)."""
+        if self.consumed is not None:
+            return self.consumed
+        labels = 0 if self.labels is None else len(self.labels.request_ids)
+        return self.n_records + self.rejected + labels
+
+    @property
+    def idle(self) -> bool:
+        """Nothing was read: a live source has nothing new (skipped rows are not idle)."""
+        return self.n_consumed == 0 and self.labels is None
 
 
 @runtime_checkable
@@ -141,6 +161,7 @@ def decode_records(
         labels=labels,
         rejected=rejections.count,
         reasons=tuple(rejections.reasons),
+        consumed=len(records),
     )
 
 
@@ -184,6 +205,7 @@ class FrameSource:
             n_records=b - a,
             request_ids=None if self._ids is None else self._ids[a:b],
             times=None if self._times is None else self._times[a:b],
+            consumed=b - a,
         )
 
     def commit(self) -> None:
@@ -191,50 +213,3 @@ class FrameSource:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-class FileSource(FrameSource):
-    """A CSV or Parquet file (:func:`mlgate.monitoring.tabular.read_frame`) fed in chunks.
-
-    The reserved columns (:class:`RecordKeys`) become request ids, times (Unix seconds or
-    RFC 3339 text), labels and versions; a file with ``request_id`` and ``label`` columns
-    therefore brings its labels along (concept drift on a replayed log).
-    """
-
-    def __init__(self, path: str, *, keys: RecordKeys = RecordKeys()) -> None:
-        frame = dict(read_frame(path))
-        reserved = {name: frame.pop(name) for name in keys.reserved() if name in frame}
-        times = None
-        if keys.time in reserved:
-            parsed = [parse_time(v) for v in reserved[keys.time].tolist()]
-            if any(t is None for t in parsed):
-                raise DataError(
-                    f"column {keys.time!r} of {path} must hold Unix seconds or RFC 3339 times "
-                    "in every row"
-                )
-            times = [float(t) for t in parsed if t is not None]
-        ids = reserved.get(keys.request_id)
-        super().__init__(
-            frame, times=times, request_ids=None if ids is None else [str(v) for v in ids]
-        )
-        self._labels = reserved.get(keys.label)
-        self._versions = reserved.get(keys.version)
-
-    def read(self, max_records: int) -> StreamBatch | None:
-        a = self._pos
-        batch = super().read(max_records)
-        if batch is None:
-            return None
-        b = self._pos
-        labels = None
-        if self._labels is not None and batch.request_ids is not None:
-            labels = LabelBatch(batch.request_ids, self._labels[a:b].tolist(), batch.times)
-        versions = None if self._versions is None else [str(v) for v in self._versions[a:b]]
-        return StreamBatch(
-            frame=batch.frame,
-            n_records=batch.n_records,
-            request_ids=batch.request_ids,
-            times=batch.times,
-            versions=versions,
-            labels=labels,
-        )

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from mlgate.monitoring.stream.alarm import WindowSpan
 
-__all__ = ["MAX_PANES", "ClosedWindow", "CountWindow", "Panes", "TimeWindow", "WindowSpec"]
+__all__ = ["CountWindow", "TimeWindow", "WindowSpec"]
 
 MAX_PANES = 10_000
 """Most panes a window may have: memory is panes x slots x 8 bytes."""
