@@ -569,5 +569,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert good < bad
     assert text.index("OK:", good) < bad
     assert "FAILED:" in text[bad:]
+    # The drift step: quiet on the holdout, loud on the recalibrated copy.
+    assert "holdout rows: drifted=False" in text
+    assert "rows from a recalibrated scanner: drifted=True, 1 of 30 features (x0:" in text
     assert (tmp_path / "demo" / "audit-bundle" / "entries.jsonl").is_file()
     assert not (tmp_path / "unused-home").exists()

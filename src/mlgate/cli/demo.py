@@ -47,7 +47,7 @@ def demo_command(
         Path("mlgate-demo"), "--dir", help="Demo folder (recreated on every run)."
     ),
 ) -> None:
-    """Register two model versions, promote one, then checkpoint, prove, verify and export."""
+    """Register, promote and serve two model versions, check drift, then prove and audit."""
     import numpy as np
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import GradientBoostingClassifier
@@ -136,7 +136,10 @@ def demo_command(
         _step(5, "serve: a sticky 80/20 canary over OIP v2 on 127.0.0.1, with feedback")
         _serve_canary(ws, settings, x_test)
 
-        _step(6, "checkpoint and prove")
+        _step(6, "watch: drift of incoming rows against the training data")
+        _show_drift(x_train, x_test)
+
+        _step(7, "checkpoint and prove")
         latest = ws.checkpoint()
         console.print(latest.note.rstrip())
         with ws.store.read() as conn:
@@ -156,19 +159,19 @@ def demo_command(
             f"verifies: {consistent}"
         )
 
-        _step(7, "verify the whole ledger")
+        _step(8, "verify the whole ledger")
         verified = ws.verify()
         console.print(
             f"OK: {verified.size} entries, {verified.nodes} nodes, "
             f"{verified.checkpoints} checkpoints"
         )
 
-        _step(8, "export an audit bundle and verify it without mlgate")
+        _step(9, "export an audit bundle and verify it without mlgate")
         bundle = folder / "audit-bundle"
         ws.export(bundle)
         _run_bundle_verifier(bundle, report.verifier_key)
 
-    _step(9, "tamper with a copy: claim the champion moved to v1, not v2")
+    _step(10, "tamper with a copy: claim the champion moved to v1, not v2")
     tampered = folder / "tampered-bundle"
     shutil.copytree(bundle, tampered)
     entries = tampered / "entries.jsonl"
@@ -182,6 +185,24 @@ def demo_command(
     console.print(
         f"done. Everything lives in {folder}; try `mlgate --home {settings.home} models list`"
     )
+
+
+def _show_drift(x_train: Any, x_test: Any) -> None:
+    """The drift verdict on the holdout (no drift) and on a recalibrated copy (drift)."""
+    from mlgate.monitoring.drift import compare
+
+    names = [f"x{i}" for i in range(x_train.shape[1])]
+    reference = {name: x_train[:, i] for i, name in enumerate(names)}
+    shifted = x_test.copy()
+    shifted[:, 0] *= 1.3  # a new scanner reads mean radius 30 % larger
+    for label, rows in (("holdout rows", x_test), ("rows from a recalibrated scanner", shifted)):
+        report = compare(reference, {name: rows[:, i] for i, name in enumerate(names)})
+        moved = [name for name, feature in report.features.items() if feature.drifted]
+        console.print(
+            f"{label}: drifted={report.drifted}, {report.n_drifted} of {len(names)} features"
+            + (f" ({', '.join(moved)}: {report.features[moved[0]].reason})" if moved else "")
+        )
+    console.print("(`mlgate drift REFERENCE CURRENT --html report.html` does this for files)")
 
 
 def _serve_canary(ws: Workspace, settings: Settings, rows: Any) -> None:
