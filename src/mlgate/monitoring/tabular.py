@@ -1,7 +1,10 @@
 """Read CSV and Parquet files into frames, with pyarrow, deciding each column's kind.
 
 A frame is ``dict[str, numpy.ndarray]``: numeric columns float64 with NaN for missing,
-categorical columns ``dtype=object`` holding ``str`` or None. Column kinds:
+categorical columns ``dtype=object`` holding ``str`` or None. :func:`read_frame` returns an
+:class:`~mlgate.monitoring._encoded.EncodedFrame`, a ``dict`` that also keeps the codes
+pyarrow held each categorical column in, so that drift counts categories without a Python
+string per row; its categorical arrays are read-only (copy one to change it). Column kinds:
 
 - floats, decimals and integers are numeric; with ``categorical_ints=True`` an integer
   column with at most 20 distinct values is categorical instead (codes such as 1/2/3);
@@ -35,6 +38,7 @@ import pyarrow.parquet as pq
 
 from mlgate.errors import DataError
 from mlgate.monitoring._columns import FeatureKind, Frame, check_kinds
+from mlgate.monitoring._encoded import CategoryCodes, EncodedFrame
 
 __all__ = [
     "CATEGORICAL_INT_MAX_DISTINCT",
@@ -65,7 +69,16 @@ def _format_of(path: Path) -> str:
 def _read_table(path: Path, fmt: str, columns: Sequence[str] | None) -> pa.Table:
     try:
         if fmt == "parquet":
-            return pq.read_table(path, columns=list(columns) if columns is not None else None)
+            # Text read as dictionary codes: no string per row (see _as_categorical). Mapped,
+            # not read: pages are decompressed straight from the page cache instead of being
+            # copied into fresh memory first, which cost more kernel time than the decoding.
+            text = [f.name for f in pq.read_schema(path) if _is_text(f.type)]
+            return pq.read_table(
+                path,
+                columns=list(columns) if columns is not None else None,
+                read_dictionary=text,
+                memory_map=True,
+            )
         delimiter = "\t" if ".tsv" in path.name.lower() else ","
         return pacsv.read_csv(
             path,
@@ -145,16 +158,27 @@ def _parse_numbers(name: str, column: pa.ChunkedArray, path: Path) -> npt.NDArra
     return values
 
 
-def _as_categorical(column: pa.ChunkedArray) -> npt.NDArray[np.object_]:
-    column = _plain(column)
-    if pa.types.is_boolean(column.type):
-        flags = column.to_pylist()
-        return np.array(
-            [None if f is None else ("true" if f else "false") for f in flags], dtype=object
-        )
-    if not _is_text(column.type):
-        column = column.cast(pa.string())
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+def _as_categorical(column: pa.ChunkedArray) -> CategoryCodes:
+    """The column as codes into one dictionary of labels, and the object array they spell.
+
+    Text comes out of pyarrow as codes already (Parquet text is read dictionary-encoded, CSV
+    text is encoded here), so the object array is one ``take`` from the labels rather than
+    a Python string per row, and the drift code can count the codes.
+    """
+    if not pa.types.is_dictionary(column.type):
+        if not _is_text(column.type):
+            column = column.cast(pa.string())  # bools as "true"/"false", numbers as text
+        column = pc.dictionary_encode(column)
+    encoded = column.combine_chunks()  # one dictionary for every chunk
+    dictionary = encoded.dictionary
+    if not _is_text(dictionary.type):
+        dictionary = dictionary.cast(pa.string())
+    labels = tuple(dictionary.to_pylist())
+    indices = encoded.indices
+    if indices.type != pa.int32():  # an int8 or int16 code may not hold the missing code
+        indices = indices.cast(pa.int64())
+    codes = pc.fill_null(indices, len(labels)).to_numpy(zero_copy_only=False)
+    return CategoryCodes.build(codes, labels)
 
 
 def read_frame(
@@ -163,7 +187,7 @@ def read_frame(
     *,
     columns: Sequence[str] | None = None,
     categorical_ints: bool = False,
-) -> dict[str, npt.NDArray[Any]]:
+) -> EncodedFrame:
     """Read a CSV (.csv, .tsv, optionally compressed) or Parquet file into a frame.
 
     ``columns`` limits the read to those columns; ``kinds`` overrides inferred kinds.
@@ -188,6 +212,7 @@ def read_frame(
     if table.num_rows == 0:
         raise DataError(f"{source} has a header but no rows; expected at least one row")
     frame: dict[str, npt.NDArray[Any]] = {}
+    codes: dict[str, CategoryCodes] = {}
     for name, column in zip(names, table.columns, strict=True):
         kind = overrides.get(name) or _inferred_kind(column, categorical_ints)
         if kind is None:
@@ -195,10 +220,12 @@ def read_frame(
                 f"column {name!r} of {source} has type {column.type}, which drift and "
                 "quality checks cannot use; leave it out with columns= or convert it"
             )
-        frame[name] = (
-            _as_numeric(name, column, source) if kind == "numeric" else _as_categorical(column)
-        )
-    return frame
+        if kind == "numeric":
+            frame[name] = _as_numeric(name, column, source)
+        else:
+            codes[name] = _as_categorical(column)
+            frame[name] = codes[name].values
+    return EncodedFrame(frame, codes)
 
 
 def read_column_names(path: str | os.PathLike[str]) -> list[str]:

@@ -6,10 +6,11 @@ Wasserstein-1 its integral ``sum |F_ref - F_cur| * (x[k+1] - x[k])`` over the me
 (as :func:`scipy.stats.wasserstein_distance` computes it, Ramdas et al. 2017, eq. 3).
 
 scipy gets the merged points by sorting the concatenation again and the ECDFs by two binary
-searches of every merged point. With both samples already sorted, one binary search of the
-reference points in the current sample is enough: it gives each reference point's place in
-the merge, and a histogram of those places gives each current point's place. Ties are
-resolved as in a right-continuous ECDF, so the values match scipy's to rounding.
+searches of every merged point. With both samples already sorted, the concatenation is two
+sorted runs, which numpy's stable sort (timsort) merges in one linear pass; the merge order
+says which sample each point came from, and running counts of those give both ECDFs at
+every merged point. Ties are resolved as in a right-continuous ECDF (every point of a tie
+takes the counts at its last), so the values match scipy's to rounding.
 
 The reference may be a weighted sample (``cum_weights``): a reference profile keeps a
 quantile grid instead of the data, each grid point standing for a share of the rows.
@@ -28,7 +29,6 @@ __all__ = [
     "finite_part",
     "ks_from_gaps",
     "normalise",
-    "right_ranks",
     "std_finite",
     "strip_nan",
     "w1_from_gaps",
@@ -52,19 +52,6 @@ def finite_part(values_sorted: FloatArray) -> FloatArray:
     return values_sorted[lo:hi]
 
 
-def right_ranks(values_sorted: FloatArray) -> NDArray[np.int64]:
-    """For each point of a sorted array, how many points are <= it (ties share the count)."""
-    n = values_sorted.size
-    last_of_tie = np.empty(n, dtype=bool)
-    if n:
-        np.not_equal(values_sorted[1:], values_sorted[:-1], out=last_of_tie[:-1])
-        last_of_tie[-1] = True
-    ends = np.flatnonzero(last_of_tie) + 1
-    if ends.size == n:
-        return ends  # no ties: 1, 2, ..., n
-    return np.repeat(ends, np.diff(ends, prepend=0))
-
-
 def ecdf_gaps(
     ref_sorted: FloatArray,
     cur_sorted: FloatArray,
@@ -76,36 +63,27 @@ def ecdf_gaps(
     from 0 to 1) weights the reference points; None means equal weights.
     """
     n, m = ref_sorted.size, cur_sorted.size
-    # How many current points lie strictly below each reference point...
-    cur_below_ref = np.searchsorted(cur_sorted, ref_sorted, side="left")
-    # ...and, by counting those, how many reference points lie at or below each current one:
-    # ref[i] <= cur[j]  <=>  (#cur < ref[i]) <= j.
-    ref_upto_cur = np.cumsum(np.bincount(cur_below_ref, minlength=m + 1))[:m]
-
-    ref_rank = right_ranks(ref_sorted)
-    cur_rank = right_ranks(cur_sorted)
-    # #cur <= ref[i]: the strict count, plus the current points tied with ref[i].
-    probe = np.minimum(cur_below_ref, m - 1)
-    tied = (cur_below_ref < m) & (cur_sorted[probe] == ref_sorted)
-    cur_upto_ref = np.where(tied, cur_rank[probe], cur_below_ref)
-
-    if ref_cum_weights is None:
-        f_ref_at_ref = ref_rank / n
-        f_ref_at_cur = ref_upto_cur / n
-    else:
-        f_ref_at_ref = ref_cum_weights[ref_rank]
-        f_ref_at_cur = ref_cum_weights[ref_upto_cur]
-
-    merged = np.empty(n + m, dtype=np.float64)
-    gaps = np.empty(n + m, dtype=np.float64)
-    # Reference points go before equal current points; any consistent order of ties works
-    # because tied points share their ECDF values and sit zero apart.
-    at_ref = np.arange(n) + cur_below_ref
-    at_cur = np.arange(m) + ref_upto_cur
-    merged[at_ref] = ref_sorted
-    merged[at_cur] = cur_sorted
-    gaps[at_ref] = f_ref_at_ref - cur_upto_ref / m
-    gaps[at_cur] = f_ref_at_cur - cur_rank / m
+    both = np.concatenate((ref_sorted, cur_sorted))
+    # Stable: a reference point goes before an equal current one. Any consistent order of
+    # ties would do, since tied points share their ECDF values and sit zero apart.
+    order = np.argsort(both, kind="stable")
+    merged = both[order]
+    # Reference and current points at or before each merged position... (in place where it
+    # can be: at a million rows each temporary array costs as much as the arithmetic)
+    ref_upto = np.cumsum(order < n)
+    cur_upto = np.arange(1, n + m + 1)
+    cur_upto -= ref_upto
+    # ...and, where points tie, the counts at the last of the tie: #ref <= x and #cur <= x.
+    last_of_tie = np.empty(n + m, dtype=bool)
+    np.not_equal(merged[1:], merged[:-1], out=last_of_tie[:-1])
+    last_of_tie[-1] = True
+    if np.count_nonzero(last_of_tie) < n + m:
+        ends = np.flatnonzero(last_of_tie)
+        span = np.diff(ends, prepend=-1)
+        ref_upto = np.repeat(ref_upto[ends], span)
+        cur_upto = np.repeat(cur_upto[ends], span)
+    gaps: FloatArray = ref_upto / n if ref_cum_weights is None else ref_cum_weights[ref_upto]
+    gaps -= cur_upto / m
     return merged, gaps
 
 

@@ -25,6 +25,7 @@ so in the returned method name.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Literal
@@ -32,7 +33,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
-from scipy.stats import distributions
+
+from mlgate.monitoring.stats._pelz_good import pelz_good_sf
 
 __all__ = ["EXACT_MAX_N", "KSMethod", "asymptotic_sf", "ks_p_value", "smirnov_sf"]
 
@@ -45,7 +47,10 @@ _PathCounter = Callable[[int, int, int, int], float]
 FloatArray = NDArray[np.float64]
 
 
-def _load_compiled_counter() -> _PathCounter | None:
+# scipy.stats takes half a second to import, so it is imported on first use only: for the
+# exact regime's compiled path counter and the rare kstwo branches _pelz_good does not cover.
+@functools.cache
+def _compiled_counter() -> _PathCounter | None:
     # scipy's pythran-compiled counter is private, so its absence (a future scipy that moves
     # it) must cost speed, never correctness: the numpy counter below gives the same numbers.
     try:
@@ -56,7 +61,21 @@ def _load_compiled_counter() -> _PathCounter | None:
     return counter
 
 
-_COMPILED_COUNTER = _load_compiled_counter()
+def __getattr__(name: str) -> _PathCounter | None:
+    # ``_COMPILED_COUNTER``, resolved when first asked for rather than at import.
+    if name == "_COMPILED_COUNTER":
+        return _compiled_counter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _kstwo_sf(d: float, n: int) -> float:
+    """``scipy.stats.kstwo.sf(d, n)``, by the Pelz-Good series where scipy itself uses it."""
+    p = pelz_good_sf(n, d)
+    if p is None:
+        from scipy.stats import distributions
+
+        p = float(distributions.kstwo.sf(d, n))
+    return p
 
 
 def ks_p_value(statistic: float, n_ref: int, n_cur: int) -> tuple[float, float, KSMethod]:
@@ -97,7 +116,7 @@ def asymptotic_sf(statistic: float, n_ref: int, n_cur: int) -> float:
             return min(max(2.0 * smirnov_sf(n_eff, d), 0.0), 1.0)
         if t * d >= 370.0:
             return 0.0
-    p = float(distributions.kstwo.sf(d, n_eff))
+    p = _kstwo_sf(d, n_eff)
     return min(max(p, 0.0), 1.0)
 
 
@@ -188,10 +207,11 @@ def smirnov_sf(n: int, e: float) -> float:
 def _exact_sf(m: int, n: int, g: int, h: int) -> float:
     if m == n:
         return _sf_equal(n, h)
-    if _COMPILED_COUNTER is not None:
+    counter = _compiled_counter()
+    if counter is not None:
         with np.errstate(invalid="raise", over="raise"):
             try:
-                return float(_COMPILED_COUNTER(m, n, g, h))
+                return float(counter(m, n, g, h))
             except FloatingPointError:  # pragma: no cover - scipy's own fallback case
                 return math.nan
     return _sf_band_paths(m, n, h)
