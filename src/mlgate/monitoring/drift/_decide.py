@@ -17,6 +17,7 @@ from mlgate.monitoring.stats import (
     Correction,
     KSResult,
     adjust_p_values,
+    js_threshold,
     psi_p_value,
     psi_threshold,
 )
@@ -24,7 +25,7 @@ from mlgate.monitoring.stats import (
 __all__ = ["DEFAULT_TESTS", "MIN_SAMPLES", "DriftOptions", "Measured", "decide"]
 
 MIN_SAMPLES = 50
-"""Fewest non-missing values per window for a verdict: 5 expected per bin at 10 bins."""
+"""Fewest non-missing values per window for a verdict: ~5 expected per decile bin."""
 DEFAULT_TESTS: dict[FeatureKind, TestName] = {"numeric": "ks", "categorical": "chi2"}
 _TESTS: tuple[TestName, ...] = ("ks", "chi2", "psi")
 _CORRECTIONS: tuple[Correction, ...] = ("bh", "bonferroni", "none")
@@ -87,7 +88,7 @@ class DriftOptions:
             "effect_thresholds": {
                 "psi": f"max({self.psi_threshold}, sample-size noise level at alpha)",
                 "wasserstein": self.wasserstein_threshold,
-                "js": self.js_threshold,
+                "js": f"max({self.js_threshold}, sample-size noise level at alpha)",
             },
             "dataset_rule": (
                 "any feature drifted"
@@ -147,7 +148,10 @@ def _effects(m: Measured, options: DriftOptions) -> list[tuple[str, float, float
     if m.kind == "numeric" and m.wasserstein is not None and not math.isnan(m.wasserstein):
         effects.append(("wasserstein", m.wasserstein, options.wasserstein_threshold))
     if m.kind == "categorical" and m.js is not None:
-        effects.append(("js", m.js, options.js_threshold))
+        limit = js_threshold(
+            m.n_ref, m.n_cur, m.n_bins, base=options.js_threshold, alpha=options.alpha
+        )
+        effects.append(("js", m.js, limit))
     return effects
 
 

@@ -31,6 +31,8 @@ from mlgate.monitoring.stats import (
     kl_divergence,
     numeric_drift,
     numeric_drift_from_grid,
+    pool_sparse,
+    pooling_note,
     psi,
 )
 from mlgate.monitoring.stats._ecdf import strip_nan
@@ -185,8 +187,13 @@ def _measure_categorical(
         )
     # Sorted, so that compare() and compare_profile() sum in the same order, to the bit.
     categories = [*sorted(ref_counts), *new]
-    r = np.array([ref_counts.get(c, 0) for c in categories], dtype=np.int64)
-    c = np.array([cur_counts.get(k, 0) for k in categories], dtype=np.int64)
+    pooled = pool_sparse(
+        np.array([ref_counts.get(c, 0) for c in categories], dtype=np.int64),
+        np.array([cur_counts.get(k, 0) for k in categories], dtype=np.int64),
+    )
+    r, c = pooled.reference, pooled.current
+    if pooled.pooled:
+        notes.append(pooling_note(pooled))
     return Measured(
         name,
         "categorical",
@@ -196,7 +203,7 @@ def _measure_categorical(
         n_cur,
         missing_ref,
         missing_cur,
-        n_bins=len(categories),
+        n_bins=int(r.size),
         psi=psi(r, c),
         kl=kl_divergence(r, c),
         js=js_distance(r, c),

@@ -13,10 +13,15 @@ Each statistic is checked against scipy in ``tests/monitoring/test_stats.py``.
   ``(1/n_ref + 1/n_cur) * chi2(bins - 1)`` (Yurdakul & Naranjo 2020, "Statistical properties
   of the population stability index", J. Risk Model Validation 14(4)), which
   :func:`psi_threshold` and :func:`psi_p_value` use to make the PSI sample-size aware.
-- Jensen-Shannon distance is unsmoothed and in base 2, so it lies in [0, 1].
+- Jensen-Shannon distance is unsmoothed and in base 2, so it lies in [0, 1]; like the PSI
+  it grows as windows shrink, and :func:`js_threshold` gives its noise level.
 - The chi-square test is the two-sample test of homogeneity on the 2 x K table
   (reference and current counts, no Yates correction), not the one-sample goodness-of-fit
   that treats the reference's shares as exact: that one flags ~47% of drift-free columns.
+  Its p-value is chi-square's limit, valid only with ~5 expected per cell (Cochran's rule):
+  :func:`pool_sparse` merges sparser cells first (the drift verdict does so for
+  categorical features, whose many rare categories otherwise gave p-values of 1e-11 on
+  drift-free windows; quantile bins hold ~n/B each and are left as they are).
 - KS and Wasserstein come from one pass over the two sorted samples (:mod:`._ecdf`); the
   KS p-value is scipy's ``method="auto"`` (:mod:`._ks`). KS sees infinities as values beyond
   every finite one; Wasserstein, which any infinity would make infinite, uses the finite
@@ -37,12 +42,17 @@ from numpy.typing import ArrayLike, NDArray
 from mlgate.errors import DataError
 from mlgate.monitoring.stats._binned import (
     DEFAULT_BINS,
+    MIN_EXPECTED,
     PSI_PSEUDO_COUNT,
     Chi2Result,
+    PooledCounts,
     bin_counts,
     chi2_two_sample,
     js_distance,
+    js_threshold,
     kl_divergence,
+    pool_sparse,
+    pooling_note,
     psi,
     psi_p_value,
     psi_threshold,
@@ -69,11 +79,13 @@ from mlgate.monitoring.stats._ks import ks_p_value
 __all__ = [
     "DEFAULT_BINS",
     "GRID_SIZE",
+    "MIN_EXPECTED",
     "PSI_PSEUDO_COUNT",
     "Chi2Result",
     "Correction",
     "KSResult",
     "NumericDrift",
+    "PooledCounts",
     "adjust_p_values",
     "benjamini_hochberg",
     "bin_counts",
@@ -81,10 +93,13 @@ __all__ = [
     "grid_cum_weights",
     "grid_errors",
     "js_distance",
+    "js_threshold",
     "kl_divergence",
     "ks_2samp",
     "numeric_drift",
     "numeric_drift_from_grid",
+    "pool_sparse",
+    "pooling_note",
     "psi",
     "psi_p_value",
     "psi_threshold",

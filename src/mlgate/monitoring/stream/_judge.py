@@ -7,9 +7,8 @@ values (a window's ECDF within a bin is unknown), so a numeric feature is tested
 chi-square on its bins instead of KS, and gated by PSI alone. The verdict is then exactly
 the batch rule of :mod:`mlgate.monitoring.drift` (its ``decide``): adjusted p-value <= alpha
 AND an effect size >= its sample-size-aware threshold, Benjamini-Hochberg across features.
-For categorical features every category the reference lacks shares one *unseen* bin (the
-batch code gives each its own), so the two agree exactly when a window has at most one new
-category.
+For categorical features every category the reference lacks shares one *unseen* bin, and
+categories too sparse for the chi-square test are pooled (``pool_sparse``), as in batch.
 
 The missing-rate check (alarm kind ``quality``): the window's share of missing values
 against the reference's, a chi-square test on the 2 x 2 table of present and missing
@@ -34,6 +33,8 @@ from mlgate.monitoring.stats import (
     chi2_two_sample,
     js_distance,
     kl_divergence,
+    pool_sparse,
+    pooling_note,
     psi,
 )
 from mlgate.monitoring.stream._codec import CategoricalSlots, FeatureCodec, NumericSlots
@@ -165,6 +166,11 @@ def _measure(
                 f"lacks, counted in one unseen bin; recently seen: {shown}"
             )
     r, c = fc.reference, fc.current
+    if isinstance(feature, CategoricalProfile):
+        pooled = pool_sparse(r, c)
+        r, c = pooled.reference, pooled.current
+        if pooled.pooled:
+            notes.append(pooling_note(pooled))
     return Measured(
         name, kind, status, "; ".join(notes), n_ref, n_cur, feature.missing, fc.missing,
         n_bins=int(np.count_nonzero(r + c)),
