@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import os
 import platform
@@ -52,7 +51,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from bench._report import write_marked_section
+from bench._report import publish, write_marked_section
 from mlgate.monitoring.detectors import ADWIN, HDDMA, BernoulliCusum, PageHinkley
 
 __all__ = ["main", "render_markdown", "run", "write_section"]
@@ -530,12 +529,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     command = shlex.join([".venv/bin/python", "-m", "bench.detectors", *arguments])
     results = run(args, command)
     section = render_markdown(results)
-    print(section)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.write:
-        write_section(args.write, section)
-        say(f"updated the detectors section of {args.write}")
+    publish(
+        "detectors", section, results, out=args.out, write=args.write, write_section=write_section
+    )
     return results
 
 

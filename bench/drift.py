@@ -51,7 +51,7 @@ from typing import Any
 from bench._drift_agree import agreement_rows, forced_methods, preset_rows
 from bench._drift_data import FEATURES, categorical_names, numeric_names, write_window
 from bench._drift_render import MARK_END, MARK_START, render_markdown
-from bench._report import write_marked_section
+from bench._report import publish, write_marked_section
 
 __all__ = ["MARK_END", "MARK_START", "main", "render_markdown", "run", "write_section"]
 
@@ -485,12 +485,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     command = shlex.join([".venv/bin/python", "-m", "bench.drift", *arguments])
     results = run(args, command)
     section = render_markdown(results)
-    print(section)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.write:
-        write_section(args.write, section)
-        say(f"updated the drift section of {args.write}")
+    publish("drift", section, results, out=args.out, write=args.write, write_section=write_section)
     return results
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import json
 import math
 import os
 import platform
@@ -37,7 +36,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench._report import write_marked_section
+from bench._report import publish, write_marked_section
 from mlgate.config import Settings
 from mlgate.ledger import merkle
 from mlgate.ledger.events import LedgerEvent
@@ -953,12 +952,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     command = shlex.join([".venv/bin/python", "-m", "bench.ledger", *arguments])
     results = run(args, command)
     section = render_markdown(results)
-    print(section)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.write:
-        write_section(args.write, section)
-        say(f"updated the ledger section of {args.write}")
+    publish("ledger", section, results, out=args.out, write=args.write, write_section=write_section)
     return results
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._report import write_marked_section
+from bench._report import publish, write_marked_section
 
 __all__ = ["main", "render_markdown", "rows", "run", "write_section"]
 
@@ -1923,12 +1923,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     command = shlex.join([".venv/bin/python", "-m", "bench.serving", *arguments])
     results = run(args, command)
     section = render_markdown(results)
-    print(section)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    if args.write:
-        write_section(args.write, section)
-        say(f"updated the serving section of {args.write}")
+    publish(
+        "serving", section, results, out=args.out, write=args.write, write_section=write_section
+    )
     return results
 
 
