@@ -723,3 +723,26 @@ def test_a_model_raising_a_base_exception_inline_fails_its_request_and_frees_the
             await batcher.close()
 
     run(scenario())
+
+
+def test_rare_calls_a_little_over_budget_keep_a_model_inline_but_frequent_ones_do_not() -> None:
+    clock = FakeClock()
+
+    def fn(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        if (inputs["x"] == 7).any():
+            clock.now += 0.001  # 1 ms: over the 0.5 ms budget, as a GIL hand-off makes it
+        return {"y": inputs["x"] * 2 + 1}
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            batcher = AdaptiveBatcher(Model(fn), BatchingConfig(), pool, clock=clock)
+            for i in range(40):
+                await batcher.submit(x(i % 5), FAR)
+            for _ in range(3):  # three outliers in the window: tolerated
+                await batcher.submit(x(7), FAR)
+                assert batcher.runs_inline
+            await batcher.submit(x(7), FAR)  # a fourth: the model is slow, not unlucky
+            assert not batcher.runs_inline
+            await batcher.close()
+
+    run(scenario())

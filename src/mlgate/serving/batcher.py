@@ -16,8 +16,10 @@ predicted (from the calls seen so far, at no more input elements than those) to 
 ``inline_budget_s`` is called inline, because a thread hop costs two GIL hand-offs
 and a loop wake-up, more than a 20-feature logistic regression's whole call; the
 hop nearly halved throughput in bench/serving. A model that hangs from its first
-call never qualifies (a call must finish to be observed), and one slow call sends
-the model back to the threads until it has been fast for a few thousand calls again.
+call never qualifies (a call must finish to be observed). Calls that ran over the
+budget in more than 1 % of the last 256, or one call over 40 budgets, send the model
+back to the threads; a rare outlier does not, because another thread holding the
+GIL (the prediction-log writer) can stretch any call by a 5 ms switch interval.
 
 Deadlines are enforced here too, by one event-loop timer per request that fails
 its future when time runs out, whether it is still queued or its batch is
@@ -57,9 +59,14 @@ Predict = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
 # Budgets past a day (or infinite) arm no timer: uvloop refuses an infinite one.
 _NO_TIMER_BEYOND_S = 86_400.0
-# Calls observed before any may run inline, and how fast the slowest one seen is forgotten.
+# Calls observed before any may run inline; of the last _SLOW_WINDOW calls, at most
+# _SLOW_ALLOWED may have run over the inline budget (another thread holding the GIL can
+# stretch one call by a switch interval, 5 ms, without the model being slow); one call
+# over _HARD_FACTOR budgets ends inline running at once.
 _INLINE_AFTER = 32
-_PEAK_DECAY = 0.999
+_SLOW_WINDOW = 256
+_SLOW_ALLOWED = 3
+_HARD_FACTOR = 40.0
 # Weight of the newest observation in the throughput and latency averages.
 _EWMA_ALPHA = 0.2
 
@@ -154,7 +161,9 @@ class AdaptiveBatcher:
         self._rows_per_s: float | None = None  # per runtime slot
         self._latency_s: float | None = None
         self._calls = 0
-        self._peak_s = 0.0  # the slowest recent call, decaying
+        self._slow: deque[bool] = deque(maxlen=_SLOW_WINDOW)  # recent calls over budget
+        self._slow_count = 0
+        self._hard_miss = False  # the last call ran far over budget
         self._inline_size = 0  # input elements of the largest batch seen inside the budget
 
     @property
@@ -182,7 +191,7 @@ class AdaptiveBatcher:
         A deadline that expired while a call ran this long points at the model; one
         that expired in the queue points at load. Circuit breakers need the difference.
         """
-        began = [start[0] for start in self._launched.values() if start]
+        began = [start[0] for start in self._launched.values() if len(start) == 1]
         if not began:
             return 0.0
         return time.monotonic() - min(began)
@@ -408,7 +417,8 @@ class AdaptiveBatcher:
         return (
             budget > 0.0
             and self._calls >= _INLINE_AFTER
-            and self._peak_s <= budget
+            and not self._hard_miss
+            and self._slow_count <= _SLOW_ALLOWED
             and size <= self._inline_size
         )
 
@@ -420,13 +430,16 @@ class AdaptiveBatcher:
         call: asyncio.Future[list[dict[str, Tensor] | ModelFailedError]],
     ) -> None:
         self._running.discard(call)
-        self._launched.pop(id(call), None)
+        began = self._launched.pop(id(call), None)
         self._in_flight -= 1
         self._slots.release()
         compute_s = self._clock() - started
         rows = sum(request.rows for request in batch)
+        # Inline or not is judged on the call alone: a threaded call's time as seen from
+        # the loop includes the hop back, which under load is the loop's delay.
+        own_s = began[1] - began[0] if began is not None and len(began) == 2 else compute_s
         self._observe_speed(
-            sum(a.size for request in batch for a in request.inputs.values()), compute_s
+            sum(a.size for request in batch for a in request.inputs.values()), own_s
         )
         if call.cancelled():
             _fail(batch, lambda: ModelFailedError("model call was cancelled"))
@@ -453,11 +466,18 @@ class AdaptiveBatcher:
 
     def _observe_speed(self, size: int, compute_s: float) -> None:
         """Every finished call, failed ones too, decides whether later ones may run inline."""
+        budget = self._config.inline_budget_s
+        slow = compute_s > budget
         self._calls += 1
-        self._peak_s = max(compute_s, self._peak_s * _PEAK_DECAY)
-        if compute_s <= self._config.inline_budget_s:
+        if len(self._slow) == _SLOW_WINDOW:
+            self._slow_count -= self._slow[0]
+        self._slow.append(slow)
+        self._slow_count += slow
+        self._hard_miss = compute_s > _HARD_FACTOR * budget
+        if not slow:
             self._inline_size = max(self._inline_size, size)
-        else:  # never extrapolate past a size that was once too slow
+        elif self._hard_miss or self._slow_count > _SLOW_ALLOWED:
+            # never extrapolate past a size that was really too slow
             self._inline_size = min(self._inline_size, size - 1)
 
     @property
@@ -523,6 +543,16 @@ def _run_batch(
     """
     if began is not None:
         began.append(time.monotonic())
+    try:
+        return _run_batch_timed(predict, inputs, rows)
+    finally:
+        if began is not None:  # [start, end]: the call itself, without hops or loop delay
+            began.append(time.monotonic())
+
+
+def _run_batch_timed(
+    predict: Predict, inputs: list[dict[str, Tensor]], rows: list[int]
+) -> list[dict[str, Tensor] | ModelFailedError]:
     try:
         return list(_run_merged(predict, inputs, rows))
     except ModelFailedError as error:
