@@ -39,34 +39,22 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
 
 from mlgate.errors import (
     DeadlineExceededError,
-    InvalidRequestError,
     ModelFailedError,
     OverloadedError,
 )
+from mlgate.serving._inline import InlinePolicy
+from mlgate.serving._model_call import Predict, Tensor, describe, model_failed, run_batch
 
 __all__ = ["AdaptiveBatcher", "BatchStats", "BatchingConfig", "Predict", "Tensor"]
 
 logger = logging.getLogger(__name__)
 
-Tensor = np.ndarray[Any, Any]
-Predict = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
 # Budgets past a day (or infinite) arm no timer: uvloop refuses an infinite one.
 _NO_TIMER_BEYOND_S = 86_400.0
-# Calls observed before any may run inline; of the last _SLOW_WINDOW calls, at most
-# _SLOW_ALLOWED may have run over the inline budget (another thread holding the GIL can
-# stretch one call by a switch interval, 5 ms, without the model being slow); one call
-# over _HARD_FACTOR budgets ends inline running at once.
-_INLINE_AFTER = 32
-_SLOW_WINDOW = 256
-_SLOW_ALLOWED = 3
-_HARD_FACTOR = 40.0
 # Weight of the newest observation in the throughput and latency averages.
 _EWMA_ALPHA = 0.2
 
@@ -160,11 +148,7 @@ class AdaptiveBatcher:
         self._closed = False
         self._rows_per_s: float | None = None  # per runtime slot
         self._latency_s: float | None = None
-        self._calls = 0
-        self._slow: deque[bool] = deque(maxlen=_SLOW_WINDOW)  # recent calls over budget
-        self._slow_count = 0
-        self._hard_miss = False  # the last call ran far over budget
-        self._inline_size = 0  # input elements of the largest batch seen inside the budget
+        self._inline = InlinePolicy(config.inline_budget_s)
 
     @property
     def queue_depth(self) -> int:
@@ -215,7 +199,7 @@ class AdaptiveBatcher:
         """
         if self._closed:
             raise OverloadedError("server is shutting down", reason="shutdown")
-        rows, key = _describe(inputs)
+        rows, key = describe(inputs)
         now = self._clock()
         if deadline <= now:
             raise DeadlineExceededError(
@@ -387,40 +371,29 @@ class AdaptiveBatcher:
         inputs = [request.inputs for request in batch]
         rows = [request.rows for request in batch]
         size = sum(array.size for one in inputs for array in one.values())
-        if self._may_run_inline(size):
+        if self._inline.allows(size):
             done: asyncio.Future[list[dict[str, Tensor] | ModelFailedError]]
             done = loop.create_future()
             try:
-                done.set_result(_run_batch(self._predict, inputs, rows))
+                done.set_result(run_batch(self._predict, inputs, rows))
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # settled like a thread's failure, slot freed
-                done.set_exception(_model_failed(exc))
+                done.set_exception(model_failed(exc))
             self._finish(batch, started, max_wait, done)
             return
         try:
             call = loop.run_in_executor(
-                self._executor, _run_batch, self._predict, inputs, rows, began
+                self._executor, run_batch, self._predict, inputs, rows, began
             )
         except Exception as exc:  # e.g. the executor was shut down
             self._in_flight -= 1
             self._slots.release()
-            _fail(batch, functools.partial(_model_failed, exc))
+            _fail(batch, functools.partial(model_failed, exc))
             return
         self._running.add(call)
         self._launched[id(call)] = began
         call.add_done_callback(functools.partial(self._finish, batch, started, max_wait))
-
-    def _may_run_inline(self, size: int) -> bool:
-        """``size``: input elements of the batch; rows alone would let one huge row in."""
-        budget = self._config.inline_budget_s
-        return (
-            budget > 0.0
-            and self._calls >= _INLINE_AFTER
-            and not self._hard_miss
-            and self._slow_count <= _SLOW_ALLOWED
-            and size <= self._inline_size
-        )
 
     def _finish(
         self,
@@ -438,13 +411,11 @@ class AdaptiveBatcher:
         # Inline or not is judged on the call alone: a threaded call's time as seen from
         # the loop includes the hop back, which under load is the loop's delay.
         own_s = began[1] - began[0] if began is not None and len(began) == 2 else compute_s
-        self._observe_speed(
-            sum(a.size for request in batch for a in request.inputs.values()), own_s
-        )
+        self._inline.observe(sum(a.size for r in batch for a in r.inputs.values()), own_s)
         if call.cancelled():
             _fail(batch, lambda: ModelFailedError("model call was cancelled"))
         elif (error := call.exception()) is not None:
-            _fail(batch, lambda: _model_failed(error))
+            _fail(batch, lambda: model_failed(error))
         else:
             failed = False
             for request, outcome in zip(batch, call.result(), strict=True):
@@ -453,7 +424,7 @@ class AdaptiveBatcher:
                     continue
                 if isinstance(outcome, ModelFailedError):
                     failed = True
-                    request.future.set_exception(_model_failed(outcome))
+                    request.future.set_exception(model_failed(outcome))
                 else:
                     request.future.set_result(outcome)
             if not failed:
@@ -464,26 +435,10 @@ class AdaptiveBatcher:
             except Exception:
                 logger.exception("on_batch hook raised; batching continues")
 
-    def _observe_speed(self, size: int, compute_s: float) -> None:
-        """Every finished call, failed ones too, decides whether later ones may run inline."""
-        budget = self._config.inline_budget_s
-        slow = compute_s > budget
-        self._calls += 1
-        if len(self._slow) == _SLOW_WINDOW:
-            self._slow_count -= self._slow[0]
-        self._slow.append(slow)
-        self._slow_count += slow
-        self._hard_miss = compute_s > _HARD_FACTOR * budget
-        if not slow:
-            self._inline_size = max(self._inline_size, size)
-        elif self._hard_miss or self._slow_count > _SLOW_ALLOWED:
-            # never extrapolate past a size that was really too slow
-            self._inline_size = min(self._inline_size, size - 1)
-
     @property
     def runs_inline(self) -> bool:
         """Whether a one-element batch would run on the event loop now."""
-        return self._may_run_inline(1)
+        return self._inline.allows(1)
 
     def _observe(self, rows: int, compute_s: float) -> None:
         """Fold one successful call into the averages admission control reads."""
@@ -501,109 +456,7 @@ class AdaptiveBatcher:
         # The loop only ends by close(); a crash must not leave waiters hanging.
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.error("batch collector crashed", exc_info=error)
-            self._fail_queued(lambda: _model_failed(error))
-
-
-def _describe(inputs: dict[str, Tensor]) -> tuple[int, Hashable]:
-    """Row count and concatenation key of a request, or InvalidRequestError."""
-    if not inputs:
-        raise InvalidRequestError("request has no input tensors; expected at least one")
-    rows = -1
-    for name, array in inputs.items():
-        if array.ndim == 0:
-            raise InvalidRequestError(f"input {name!r} is a scalar; expected a batch dimension")
-        if rows < 0:
-            rows = array.shape[0]
-        elif array.shape[0] != rows:
-            raise InvalidRequestError(
-                f"input {name!r} has {array.shape[0]} rows, another input has {rows}; "
-                "all inputs need the same number of rows"
-            )
-    if rows == 0:
-        raise InvalidRequestError("request has 0 rows; expected at least one")
-    key = tuple(sorted((name, array.dtype.str, array.shape[1:]) for name, array in inputs.items()))
-    return rows, key
-
-
-def _run_batch(
-    predict: Predict,
-    inputs: list[dict[str, Tensor]],
-    rows: list[int],
-    began: list[float] | None = None,
-) -> list[dict[str, Tensor] | ModelFailedError]:
-    """Merge, predict and split in the worker thread, off the event loop.
-
-    ``began`` gets the time the call really started: a call that waited for a thread
-    (or for the GIL, on a loaded machine) is slow because of load, not because of the
-    model, and circuit breakers must tell the two apart.
-
-    If a merged call fails, one request may have poisoned it (a row the model
-    cannot handle): each request is then answered alone, so only the culprit
-    fails and the requests that merely shared its batch still get their answer.
-    """
-    if began is not None:
-        began.append(time.monotonic())
-    try:
-        return _run_batch_timed(predict, inputs, rows)
-    finally:
-        if began is not None:  # [start, end]: the call itself, without hops or loop delay
-            began.append(time.monotonic())
-
-
-def _run_batch_timed(
-    predict: Predict, inputs: list[dict[str, Tensor]], rows: list[int]
-) -> list[dict[str, Tensor] | ModelFailedError]:
-    try:
-        return list(_run_merged(predict, inputs, rows))
-    except ModelFailedError as error:
-        if len(inputs) == 1:
-            return [error]
-    outcomes: list[dict[str, Tensor] | ModelFailedError] = []
-    for single, count in zip(inputs, rows, strict=True):
-        try:
-            outcomes.append(_run_merged(predict, [single], [count])[0])
-        except ModelFailedError as exc:
-            outcomes.append(exc)
-    return outcomes
-
-
-def _run_merged(
-    predict: Predict, inputs: list[dict[str, Tensor]], rows: list[int]
-) -> list[dict[str, Tensor]]:
-    if len(inputs) == 1:
-        merged = inputs[0]
-    else:
-        merged = {name: np.concatenate([i[name] for i in inputs], axis=0) for name in inputs[0]}
-    try:
-        outputs = predict(merged)
-    except Exception as exc:
-        raise ModelFailedError(f"model failed: {type(exc).__name__}: {exc}") from exc
-    total = sum(rows)
-    if not isinstance(outputs, dict):
-        raise ModelFailedError(f"model returned {type(outputs).__name__}; expected a dict")
-    for name, array in outputs.items():
-        if not isinstance(array, np.ndarray) or array.ndim == 0 or array.shape[0] != total:
-            found = getattr(array, "shape", type(array).__name__)
-            raise ModelFailedError(
-                f"model output {name!r} cannot be split into the batch's requests: "
-                f"expected {total} rows, found {found}"
-            )
-    if len(rows) == 1:
-        return [outputs]
-    offsets = np.cumsum(rows[:-1])
-    parts = {name: np.split(array, offsets) for name, array in outputs.items()}
-    return [{name: parts[name][i] for name in parts} for i in range(len(rows))]
-
-
-def _model_failed(error: BaseException) -> ModelFailedError:
-    """A fresh ModelFailedError per waiter; ours are copied, anything else is wrapped."""
-    if isinstance(error, ModelFailedError):
-        fresh = ModelFailedError(str(error))
-        fresh.__cause__ = error.__cause__
-        return fresh
-    fresh = ModelFailedError(f"model failed: {type(error).__name__}: {error}")
-    fresh.__cause__ = error
-    return fresh
+            self._fail_queued(lambda: model_failed(error))
 
 
 def _fail(batch: list[_Request], make: Callable[[], BaseException]) -> None:
