@@ -34,12 +34,8 @@ from mlgate.monitoring.stream import (
 )
 from mlgate.monitoring.stream._decode import Rejections
 from mlgate.serving.app import ServeConfig
-from mlgate.serving.predlog import (
-    FeedbackItem,
-    PredictionLogWriter,
-    PredictionRecord,
-    record_feedback,
-)
+from mlgate.serving.feedback import FeedbackItem, record_feedback
+from mlgate.serving.predlog import PredictionLogWriter, PredictionRecord
 from mlgate.workspace import Workspace
 from tests.models import linear_classifier, register, softmax_reference
 from tests.serving.conftest import infer_body, start_server

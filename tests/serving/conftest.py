@@ -23,7 +23,7 @@ import uvicorn
 from mlgate.config import Settings
 from mlgate.serving.app import ServeConfig, create_app
 from mlgate.serving.auth import TokenStore
-from mlgate.serving.predlog import read_predictions
+from mlgate.serving.feedback import read_predictions
 from mlgate.workspace import Workspace
 from tests.models import open_all_gates
 

@@ -16,15 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mlgate.errors import InvalidRequestError
-from mlgate.serving.predlog import (
+from mlgate.serving.feedback import (
     FeedbackItem,
-    PredictionLogWriter,
-    PredictionRecord,
     labelled_predictions,
     read_predictions,
     record_feedback,
     reward_stats,
 )
+from mlgate.serving.predlog import PredictionLogWriter, PredictionRecord
 from mlgate.store import Store, open_store
 from mlgate.store.schema import feedback, prediction_log
 from mlgate.workspace import Workspace

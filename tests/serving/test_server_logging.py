@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from mlgate.serving.predlog import labelled_predictions, read_predictions
+from mlgate.serving.feedback import labelled_predictions, read_predictions
 from mlgate.store.schema import feedback
 from mlgate.workspace import Workspace
 from tests.models import fragile_classifier, linear_classifier, register, softmax_reference

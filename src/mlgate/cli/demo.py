@@ -216,7 +216,7 @@ def _serve_canary(ws: Workspace, settings: Settings, rows: Any) -> None:
 
     from mlgate.serving.app import ServeConfig, create_app
     from mlgate.serving.endpoints import EndpointStore
-    from mlgate.serving.predlog import read_predictions
+    from mlgate.serving.feedback import read_predictions
     from mlgate.serving.spec import parse_endpoint_yaml
 
     spec = parse_endpoint_yaml(

@@ -31,11 +31,12 @@ from mlgate.errors import InvalidRequestError, OverloadedError
 from mlgate.serving.dataplane import DataPlane, pinned_target
 from mlgate.serving.endpoints import EndpointStore
 from mlgate.serving.fastpath import InferenceFastPath, read_body
+from mlgate.serving.feedback import FeedbackItem, record_feedback
 from mlgate.serving.http import error_body, error_headers, status_for
 from mlgate.serving.metrics import ServingMetrics, multiprocess_render
 from mlgate.serving.openapi import DEPLOY_OPENAPI, FEEDBACK_OPENAPI, INFER_OPENAPI
 from mlgate.serving.overload import LoopLag
-from mlgate.serving.predlog import FeedbackItem, PredictionLogWriter, record_feedback
+from mlgate.serving.predlog import PredictionLogWriter
 from mlgate.serving.protocol import (
     encode_error,
     encode_model_metadata,

@@ -1,4 +1,4 @@
-"""The prediction log and client feedback: written off the hot path, read by bandits and monitors.
+"""The prediction log: written off the hot path, read by bandits and monitors.
 
 Serving must never wait on the database, nor die with it. :meth:`PredictionLogWriter.record`
 appends to a bounded in-memory queue in O(1) on the event loop; a background task writes
@@ -9,21 +9,16 @@ time a float until the writer's thread encodes them (orjson, numpy-aware) and fo
 time, because converting on the event loop cost more than the rest of the router (measured
 by bench/serving's profile). The log is lossy by design: it feeds monitoring and bandit statistics,
 where a missing sample biases nothing. The audit trail is the ledger, not this.
-
-Feedback arrives later, keyed by the ``request_id`` the server answered with, and is joined
-to the log by ``(endpoint, request_id)``. It is not checked against the log when written:
-the prediction it refers to may still be in a writer's queue.
+Feedback and reading the log back live in :mod:`mlgate.serving.feedback`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,38 +27,17 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
-from mlgate.errors import InvalidRequestError
 from mlgate.ledger.events import format_time
 from mlgate.store.engine import Store
-from mlgate.store.schema import feedback, prediction_log
+from mlgate.store.schema import prediction_log
 
-__all__ = [
-    "FeedbackItem",
-    "PredictionLogWriter",
-    "PredictionRecord",
-    "labelled_predictions",
-    "read_predictions",
-    "record_feedback",
-    "reward_stats",
-]
+__all__ = ["PredictionLogWriter", "PredictionRecord"]
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
-# Statuses whose row carries a prediction the client received: the only rows that can
-# earn a reward or be compared with a label ("error" and "shed" rows answered nothing).
-_SERVED = ("ok", "fallback")
-_MAX_READ_ROWS = 10_000
 # Column widths of the schema: PostgreSQL refuses a longer value, and one such record
 # would fail its whole batch, so a record that does not fit is dropped alone.
 _WIDTHS = {"request_id": 128, "endpoint": 128, "version": 64, "route": 256, "status": 16}
-
-# None must reach the database as SQL NULL ("not logged", "no label"), not as the JSON
-# document ``null`` that sa.JSON writes by default, so that IS NULL means what it says.
-_NULLABLE_JSON = sa.JSON(none_as_null=True)
-_INSERT_FEEDBACK = feedback.insert().values(label=sa.bindparam("label", type_=_NULLABLE_JSON))
-_PREDICTION_COLUMNS = tuple(prediction_log.columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +59,6 @@ class PredictionRecord:
     outputs: Mapping[str, Any] | None
     latency_ms: float
     created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackItem:
-    """What a client learnt later about one prediction: its true label, a reward, or both."""
-
-    request_id: str
-    label: Any | None = None
-    reward: float | None = None
 
 
 class PredictionLogWriter:
@@ -332,152 +297,3 @@ def _describe(exc: BaseException) -> str:
         exc = exc.orig
     text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-# -- feedback and reads ---------------------------------------------------------------
-
-
-def record_feedback(
-    store: Store, endpoint: str, items: Sequence[FeedbackItem], clock: Clock
-) -> int:
-    """Validate every item, then store them all in one transaction; returns how many."""
-    _check_endpoint(endpoint)
-    rows = [_feedback_row(endpoint, index, item) for index, item in enumerate(items)]
-    if not rows:
-        return 0
-    now = format_time(clock())
-    for row in rows:
-        row["created_at"] = now
-    with store.write() as conn:
-        conn.execute(_INSERT_FEEDBACK, rows)
-    return len(rows)
-
-
-def _feedback_row(endpoint: str, index: int, item: FeedbackItem) -> dict[str, Any]:
-    where = f"feedback item {index}"
-    request_id = item.request_id
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= 128:
-        found = (
-            f"{len(request_id)} characters"
-            if isinstance(request_id, str)
-            else type(request_id).__name__
-        )
-        raise InvalidRequestError(
-            f"{where}: request_id must be the non-empty id (at most 128 characters) the "
-            f"prediction answered with, got {found}"
-        )
-    where = f"{where} (request {request_id!r})"
-    if item.label is None and item.reward is None:
-        raise InvalidRequestError(f"{where}: give a label, a reward or both; it has neither")
-    reward = item.reward
-    if reward is not None:
-        if isinstance(reward, bool) or not isinstance(reward, int | float):
-            raise InvalidRequestError(
-                f"{where}: reward must be a number, got {type(reward).__name__}"
-            )
-        if not math.isfinite(reward):
-            raise InvalidRequestError(f"{where}: reward must be a finite number, got {reward}")
-        reward = float(reward)
-    if item.label is not None:
-        try:
-            json.dumps(item.label, allow_nan=False)
-        except (TypeError, ValueError):
-            raise InvalidRequestError(
-                f"{where}: label must be JSON (string, finite number, boolean, list or "
-                f"object), got {type(item.label).__name__} that is not"
-            ) from None
-    return {"endpoint": endpoint, "request_id": request_id, "label": item.label, "reward": reward}
-
-
-def read_predictions(
-    store: Store, endpoint: str, *, limit: int = 1000, since_id: int = 0
-) -> list[dict[str, Any]]:
-    """Rows of ``endpoint`` with id above ``since_id``, oldest first: page by the last id."""
-    _check_limit(limit)
-    query = (
-        sa.select(*_PREDICTION_COLUMNS)
-        .where(prediction_log.c.endpoint == endpoint, prediction_log.c.id > since_id)
-        .order_by(prediction_log.c.id)
-        .limit(limit)
-    )
-    with store.read() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def reward_stats(store: Store, endpoint: str) -> dict[str, tuple[int, float]]:
-    """Version -> (rewards, their sum) over every feedback reward of a served prediction.
-
-    Computed in the database so that every server process's bandit sees the same totals.
-    Shadow rows are ignored (the client never saw them) and so are errors and sheds; each
-    feedback row counts once even if its request was logged twice (a retried batch).
-    """
-    observed = (
-        sa.select(feedback.c.id, feedback.c.reward, prediction_log.c.version)
-        .join_from(
-            feedback,
-            prediction_log,
-            sa.and_(
-                prediction_log.c.endpoint == feedback.c.endpoint,
-                prediction_log.c.request_id == feedback.c.request_id,
-            ),
-        )
-        .where(
-            feedback.c.endpoint == endpoint,
-            feedback.c.reward.is_not(None),
-            prediction_log.c.shadow == sa.false(),
-            prediction_log.c.status.in_(_SERVED),
-        )
-        .distinct()
-        .subquery()
-    )
-    query = sa.select(observed.c.version, sa.func.count(), sa.func.sum(observed.c.reward)).group_by(
-        observed.c.version
-    )
-    with store.read() as conn:
-        return {str(v): (int(n), float(total)) for v, n, total in conn.execute(query)}
-
-
-def labelled_predictions(store: Store, endpoint: str, limit: int = 1000) -> list[dict[str, Any]]:
-    """The newest ``limit`` served predictions that have a label, oldest first, with ``label``.
-
-    A request labelled more than once takes its latest label. Shadow rows are included
-    (their ``shadow`` column says so): comparing a shadow with the primary is the point.
-    """
-    _check_limit(limit)
-    latest = (
-        sa.select(sa.func.max(feedback.c.id).label("id"))
-        .where(feedback.c.endpoint == endpoint, feedback.c.label.is_not(None))
-        .group_by(feedback.c.request_id)
-        .subquery()
-    )
-    labels = (
-        sa.select(feedback.c.request_id, feedback.c.label)
-        .join(latest, feedback.c.id == latest.c.id)
-        .subquery()
-    )
-    query = (
-        sa.select(*_PREDICTION_COLUMNS, labels.c.label)
-        .join_from(prediction_log, labels, prediction_log.c.request_id == labels.c.request_id)
-        .where(prediction_log.c.endpoint == endpoint, prediction_log.c.status.in_(_SERVED))
-        .order_by(prediction_log.c.id.desc())
-        .limit(limit)
-    )
-    with store.read() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(query)]
-    rows.reverse()
-    return rows
-
-
-def _check_endpoint(endpoint: str) -> None:
-    if not isinstance(endpoint, str) or not 0 < len(endpoint) <= 128:
-        raise InvalidRequestError(
-            f"endpoint must be a name of 1 to 128 characters, got {endpoint!r:.140}"
-        )
-
-
-def _check_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= _MAX_READ_ROWS:
-        raise InvalidRequestError(
-            f"limit must be an integer from 1 to {_MAX_READ_ROWS}, got {limit!r}; "
-            "page through longer logs with since_id"
-        )

@@ -36,7 +36,7 @@ from mlgate.registry.signature import Signature
 from mlgate.serving.auth import TokenCache, TokenStore
 from mlgate.serving.batcher import AdaptiveBatcher, BatchingConfig, BatchStats
 from mlgate.serving.endpoints import EndpointStore
-from mlgate.serving.predlog import reward_stats
+from mlgate.serving.feedback import reward_stats
 from mlgate.serving.resilience import CircuitBreaker
 from mlgate.serving.router import Router, Target
 from mlgate.serving.spec import EndpointSpec, default_endpoint, targets_of

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from mlgate.monitoring.stream._decode import ColumnParts, Rejections, TensorDecoder, parse_time
 from mlgate.monitoring.stream.sources import LabelBatch, StreamBatch
-from mlgate.serving.predlog import read_predictions
+from mlgate.serving.feedback import read_predictions
 from mlgate.store.engine import Store
 from mlgate.store.schema import feedback, prediction_log
 
