@@ -1,10 +1,7 @@
-"""When a model may run on the event loop instead of a thread (see the batcher's docstring).
+"""When a model may run on the event loop instead of a thread.
 
-A small model's call costs less than the thread hop around it, so after ``_INLINE_AFTER``
-calls a batch no larger (in input elements) than those seen to finish within the budget
-runs inline. More than ``_SLOW_ALLOWED`` of the last ``_SLOW_WINDOW`` calls over budget,
-or one call over ``_HARD_FACTOR`` budgets, ends it: another thread holding the GIL can
-stretch any call by a 5 ms switch interval without the model being slow.
+The reasons and the rule are in :mod:`mlgate.serving.batcher`'s docstring; the numbers
+are the constants below.
 """
 
 from __future__ import annotations
