@@ -39,6 +39,9 @@ not live here: the serving layer maps these classes to responses in one place.
         ├── DataError             unreadable, empty or ill-typed data, or a missing column
         ├── ProfileError          a reference profile that is corrupt or does not fit the data
         └── QuarantinedBatchError a batch failed its data-quality checks and was set aside
+    └── ExperimentError
+        ├── ExperimentInputError  summaries, weights, rewards or contexts that cannot be analysed
+        └── CanaryError           a canary that cannot start, move or stop as asked
 
 The HTTP mapping of the serving family lives in ``mlgate.serving.http``.
 """
@@ -49,11 +52,14 @@ __all__ = [
     "AliasNotFoundError",
     "ArtifactError",
     "ArtifactIntegrityError",
+    "CanaryError",
     "ConfigError",
     "DataError",
     "DeadlineExceededError",
     "DuplicateVersionError",
     "EndpointNotFoundError",
+    "ExperimentError",
+    "ExperimentInputError",
     "ForbiddenError",
     "InvalidNameError",
     "InvalidRequestError",
@@ -61,9 +67,9 @@ __all__ = [
     "LedgerIntegrityError",
     "LedgerKeyError",
     "MlgateError",
-    "MonitoringError",
     "ModelFailedError",
     "ModelNotFoundError",
+    "MonitoringError",
     "OverloadedError",
     "PayloadTooLargeError",
     "PolicyError",
@@ -256,3 +262,15 @@ class QuarantinedBatchError(MonitoringError):
         super().__init__(message)
         self.reasons = reasons
         self.path = path
+
+
+class ExperimentError(MlgateError):
+    """An experiment, bandit or canary operation could not be carried out."""
+
+
+class ExperimentInputError(ExperimentError):
+    """Summaries, weights, rewards or contexts that cannot be analysed as given."""
+
+
+class CanaryError(ExperimentError):
+    """A canary that cannot start, advance or stop as asked (say which and why)."""

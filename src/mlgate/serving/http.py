@@ -57,6 +57,9 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (errors.DataError, 400),  # data a client sent for a drift or quality check
     (errors.QuarantinedBatchError, 422),  # well-formed, refused by the quality checks
     (errors.MonitoringError, 500),  # a profile on the server's disk is unusable
+    (errors.ExperimentInputError, 400),  # summaries or rewards a client sent
+    (errors.CanaryError, 409),  # a canary already running, none to abort, ...
+    (errors.ExperimentError, 500),
 )
 
 # 5xx errors outside this tuple describe server internals and get a generic body.

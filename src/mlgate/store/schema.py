@@ -15,6 +15,7 @@ __all__ = [
     "alias_history",
     "aliases",
     "api_tokens",
+    "canaries",
     "endpoint_history",
     "endpoints",
     "feedback",
@@ -169,6 +170,8 @@ prediction_log = sa.Table(
     sa.Column("outputs", sa.JSON, nullable=True),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("unit", sa.String(128), nullable=True),
+    sa.Column("context", sa.JSON, nullable=True),
     sa.Index("ix_prediction_log_endpoint_request", "endpoint", "request_id"),
 )
 
@@ -193,4 +196,31 @@ api_tokens = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("revoked", sa.Boolean, nullable=False),
+)
+
+# --- experiments ------------------------------------------------------------
+
+# One row per canary rollout. ``revision`` is bumped by every change, and a change
+# applies only if the revision is still the one read (optimistic concurrency), so
+# several server processes can drive the same canary without a double step.
+canaries = sa.Table(
+    "canaries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(128), nullable=False),
+    sa.Column("baseline", sa.String(64), nullable=False),
+    sa.Column("candidate", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("step_index", sa.Integer, nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("original_spec", sa.JSON, nullable=False),
+    sa.Column("step_started_at", sa.String(40), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("inconclusive", sa.Integer, nullable=False),
+    sa.Column("last_report", sa.JSON, nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Index("ix_canaries_endpoint", "endpoint"),
 )
