@@ -291,3 +291,17 @@ def test_settings_round_trip_through_json(
     )
     text = json.dumps(config.to_json(), allow_nan=False)
     assert CanaryConfig.from_json(json.loads(text)) == config
+
+
+def test_latency_needs_an_absolute_difference_too() -> None:
+    """+40 % at 0.3 ms is real but harmless; +40 % at 30 ms is a failure."""
+    rng = np.random.default_rng(11)
+    spec = next(m for m in DEFAULT_METRICS if m.name == "latency")
+    fast_base, fast_cand = rng.gamma(4.0, 0.075, 2_000), rng.gamma(4.0, 0.105, 2_000)
+    small = compare_metric(spec, fast_base, fast_cand, min_samples=50)
+    assert small.p_value is not None and small.p_value < 1e-6
+    assert small.outcome == "pass", small.reason
+    slow = compare_metric(spec, fast_base * 100, fast_cand * 100, min_samples=50)
+    assert slow.outcome == "high", slow.reason
+    with pytest.raises(CanaryError, match="min_difference"):
+        MetricSpec("latency", "latency", min_difference=-1.0)

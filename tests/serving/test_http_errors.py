@@ -46,6 +46,9 @@ STATUS = {
     "DataError": 400,
     "ProfileError": 500,
     "QuarantinedBatchError": 422,
+    "ExperimentError": 500,
+    "ExperimentInputError": 400,
+    "CanaryError": 409,
 }
 
 # Server-side faults whose text may hold URLs or paths: the client sees a generic body.
@@ -59,6 +62,7 @@ HIDDEN = {
     "LedgerKeyError",
     "MonitoringError",
     "ProfileError",
+    "ExperimentError",
 }
 
 SECRET = "postgresql://admin:hunter2@db.internal/prod"

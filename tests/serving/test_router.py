@@ -7,13 +7,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from mlgate.errors import InvalidRequestError, PolicyError
-from mlgate.serving.router import BanditPolicy, EpsilonGreedy, RoutePlan, Router, Target
+from mlgate.errors import ExperimentInputError, InvalidRequestError
+from mlgate.experiments.bandits import UCB1, EpsilonGreedy, LinUCB, ThompsonSampling
+from mlgate.serving.router import RoutePlan, Router, Target
 from mlgate.serving.spec import EndpointSpec, endpoint_from_json
 
 
@@ -212,83 +214,52 @@ def test_shadows_are_drawn_independently_with_their_fractions() -> None:
 # --- bandits -------------------------------------------------------------------------------
 
 
-def test_unplayed_arms_come_first_then_the_best_mean() -> None:
-    policy = EpsilonGreedy([1, 2, 3], 0.0, rng=random.Random(0))
-    assert {policy.pull({}) for _ in range(50)} == {1, 2, 3}
-    policy.update(1, 0.2)
-    policy.update(3, 0.2)
-    assert {policy.pull({}) for _ in range(20)} == {2}
-    assert policy.decide({}) == (2, True)
-    policy.update(2, 0.9)
-    assert policy.decide({}) == (2, False)
-    policy.update(2, -0.9)  # now all means are 0.2 or below: tie between 1 and 3 -> 1
-    assert policy.mean(2) == 0.0
-    assert policy.decide({}) == (1, False)
-
-
-def test_explore_rate_is_epsilon() -> None:
-    policy = EpsilonGreedy(["a", "b", "c"], 0.3, rng=random.Random(3))
-    policy.load_stats({"a": (10, 9.0), "b": (10, 1.0), "c": (10, 2.0)})
-    pulls = Counter(policy.pull({}) for _ in range(30_000))
-    # 'a' is played when exploiting (0.7) and on a third of explorations (0.1)
-    assert (
-        stats.chisquare([pulls["a"], pulls["b"], pulls["c"]], [24_000, 3_000, 3_000]).pvalue > 1e-3
-    )
-
-
-def test_load_stats_replaces_local_state_and_round_trips() -> None:
-    policy = EpsilonGreedy([1, 2], 0.1, rng=random.Random(0))
-    policy.update(1, 5.0)
-    policy.load_stats({2: (4, 2.0), 99: (1, 1.0)})  # arm 99 left from an older spec: ignored
-    assert policy.stats() == {1: (0, 0.0), 2: (4, 2.0)}
-    assert policy.decide({})[0] == 1  # arm 1 is unplayed again
-    copy = EpsilonGreedy([1, 2], 0.1, rng=random.Random(0))
-    copy.load_stats(policy.stats())
-    assert copy.stats() == policy.stats()
-    with pytest.raises(PolicyError, match="impossible"):
-        policy.load_stats({1: (-1, 0.0)})
-
-
-def test_bad_feedback_and_bad_arms_are_refused() -> None:
-    policy = EpsilonGreedy([1, 2], 0.1, rng=random.Random(0))
-    with pytest.raises(InvalidRequestError, match="arm 3 is not one of"):
-        policy.update(3, 1.0)
-    with pytest.raises(InvalidRequestError, match="finite"):
-        policy.update(1, float("nan"))
-    with pytest.raises(PolicyError):
-        EpsilonGreedy([1, 1], 0.1, rng=random.Random(0))
-    with pytest.raises(PolicyError):
-        EpsilonGreedy([1, 2], 1.5, rng=random.Random(0))
-
-
 def test_router_bandit_is_seeded_from_the_spec() -> None:
     spec = endpoint({"bandit": {"arms": [1, 2], "epsilon": 0.2, "seed": 7}})
     a, b = router(spec, seed=1), router(spec, seed=2)
     assert [a.route({}, None) for _ in range(50)] == [b.route({}, None) for _ in range(50)]
     assert isinstance(a.bandit, EpsilonGreedy)
-    a.bandit.load_stats({1: (5, 1.0), 2: (5, 4.0)})
+    a.bandit.update_many([1] * 5 + [2] * 5, np.array([0.2] * 5 + [0.8] * 5))
     plans = [a.route({}, None) for _ in range(2_000)]
     assert {p.reason for p in plans} == {"bandit:explore", "bandit:exploit"}
     assert {p.targets for p in plans if p.reason == "bandit:exploit"} == {(2,)}
 
 
-class AlwaysSecond:
-    """A fake of the BanditPolicy port that records rewards."""
+@pytest.mark.parametrize(
+    ("algorithm", "cls"),
+    [("ucb1", UCB1), ("thompson", ThompsonSampling), ("epsilon_greedy", EpsilonGreedy)],
+)
+def test_the_spec_picks_the_algorithm(algorithm: str, cls: type) -> None:
+    r = router(endpoint({"bandit": {"arms": [1, 2], "algorithm": algorithm}}))
+    assert isinstance(r.bandit, cls)
+    assert {r.route({}, None).targets for _ in range(20)} == {(1,), (2,)}  # both tried first
 
-    def __init__(self) -> None:
-        self.rewards: list[tuple[Target, float]] = []
 
-    def pull(self, context: Mapping[str, Any]) -> Target:
-        return 2
-
-    def update(self, arm: Target, reward: float) -> None:
-        self.rewards.append((arm, reward))
+def test_a_contextual_plan_carries_its_encoded_context() -> None:
+    spec = endpoint(
+        {
+            "bandit": {
+                "algorithm": "linucb",
+                "arms": [1, 2],
+                "features": ["age", {"name": "tier", "categories": ["gold", "silver"]}],
+                "seed": 3,
+            }
+        }
+    )
+    r = router(spec)
+    assert isinstance(r.bandit, LinUCB)
+    plan = r.route({"age": 30, "tier": "silver"}, None)
+    assert plan.reason.startswith("bandit:") and plan.targets in {(1,), (2,)}
+    assert plan.context is not None and 30.0 in plan.context
+    assert sorted(plan.context).count(1.0) >= 1  # the silver one-hot (and the intercept)
+    with pytest.raises(ExperimentInputError, match="tier"):
+        r.route({"age": 30}, None)
 
 
 def test_an_injected_bandit_policy_is_used() -> None:
-    fake = AlwaysSecond()
-    policy: BanditPolicy = fake
+    policy = UCB1([1, 2], seed=0)
     spec = endpoint({"bandit": {"arms": [1, 2]}})
     r = Router(spec, rng=random.Random(0), bandit=policy)
-    assert r.route({"x": 1}, None) == RoutePlan("single", (2,), (), (), "bandit")
-    assert r.bandit is fake
+    assert r.bandit is policy
+    policy.update_many([1, 2, 2], np.array([0.0, 1.0, 1.0]))
+    assert r.route({"x": 1}, None).targets == (2,)

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mlgate import __version__
 from mlgate.config import Settings
 from mlgate.errors import InvalidRequestError, OverloadedError
+from mlgate.serving.admin_experiments import install_experiment_routes
 from mlgate.serving.dataplane import DataPlane, pinned_target
 from mlgate.serving.endpoints import EndpointStore
 from mlgate.serving.fastpath import InferenceFastPath, read_body
@@ -336,6 +337,22 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> Inferen
 
         return await _guard(work)
 
+    def workspace() -> Workspace:
+        value: Workspace = holder["workspace"]
+        return value
+
+    async def read_admin_body(request: Request) -> bytes:
+        return await _read_body(request, cfg.max_body_bytes)
+
+    install_experiment_routes(
+        app,
+        workspace=workspace,
+        require=require,
+        refresh=lambda: state().refresh(),
+        read_body=read_admin_body,
+        guard=_guard,
+        respond=_json,
+    )
     return InferenceFastPath(app, plane, max_body_bytes=cfg.max_body_bytes)
 
 

@@ -170,7 +170,7 @@ class DataPlane:
                 "printable text (it is echoed in the x-request-id header)"
             )
         deadline = started + view.timeout_s
-        plan = self._plan(view, version, request, headers)
+        plan, unit = self._plan(view, version, request, headers)
         inputs = check_inputs(
             request, view.primary.signature, allow_non_finite=view.spec.allow_non_finite
         )
@@ -184,7 +184,7 @@ class DataPlane:
             except ServingError as final:
                 failed = _Answer({}, "-", _failure_status(final), plan.reason)
                 elapsed = self._clock() - started
-                self._log(view, request_id, failed, inputs, None, elapsed, shadow=False)
+                self._log(view, request_id, failed, inputs, None, elapsed, plan=plan, unit=unit)
                 raise
         outputs = select_outputs(answer.outputs, request.outputs)
         reply_body = encode_infer_response(
@@ -192,7 +192,7 @@ class DataPlane:
         )
         elapsed = self._clock() - started
         self.metrics.observe_request(name, answer.version, plan.mode, answer.status, elapsed)
-        self._log(view, request_id, answer, inputs, outputs, elapsed, shadow=False)
+        self._log(view, request_id, answer, inputs, outputs, elapsed, plan=plan, unit=unit)
         for target in plan.shadows:
             self._shadow(view, target, request_id, inputs)
         reply_headers = {
@@ -209,16 +209,19 @@ class DataPlane:
         version: str | None,
         request: InferRequest,
         headers: Mapping[str, str],
-    ) -> RoutePlan:
+    ) -> tuple[RoutePlan, str | None]:
+        """The plan and the request's unit (its sticky key's value), logged for experiments."""
         if version is not None:
-            return RoutePlan("single", (pinned_target(view, version),), (), (), f"pinned:{version}")
+            target = pinned_target(view, version)
+            return RoutePlan("single", (target,), (), (), f"pinned:{version}"), None
         attributes: dict[str, Any] = {
             key[len(_ATTRIBUTE_PREFIX) :]: value
             for key, value in headers.items()
             if key.startswith(_ATTRIBUTE_PREFIX)
         }
         attributes.update(request.parameters)
-        return view.router.route(attributes, view.router.sticky_value(attributes))
+        unit = view.router.sticky_value(attributes)
+        return view.router.route(attributes, unit), unit
 
     async def _run_plan(
         self, view: EndpointView, plan: RoutePlan, inputs: Arrays, deadline: float
@@ -338,7 +341,7 @@ class DataPlane:
             self.metrics.shadow(view.spec.name, version, "ok")
             answer = _Answer(outputs, version, "ok", f"shadow:{target}")
             elapsed = self._clock() - started
-            self._log(view, request_id, answer, inputs, outputs, elapsed, shadow=True)
+            self._log(view, request_id, answer, inputs, outputs, elapsed)
 
         future.add_done_callback(done)
         self._shadows.add(future)
@@ -360,8 +363,10 @@ class DataPlane:
         outputs: Arrays | None,
         elapsed_s: float,
         *,
-        shadow: bool,
+        plan: RoutePlan | None = None,
+        unit: str | None = None,
     ) -> None:
+        """Log one answer; without the caller's ``plan`` it is a shadow's."""
         rate = view.spec.logging.sample_rate
         if rate <= 0.0 or (rate < 1.0 and self._rng.random() >= rate):
             return
@@ -372,11 +377,13 @@ class DataPlane:
                 version=answer.version,
                 route=answer.route,
                 status=answer.status,
-                shadow=shadow,
+                shadow=plan is None,
                 inputs=inputs,  # arrays: the writer's thread encodes them
                 outputs=outputs,
                 latency_ms=elapsed_s * 1000.0,
                 created_at=time.time(),
+                unit=unit,
+                context=None if plan is None else plan.context,
             )
         )
 
@@ -449,9 +456,13 @@ def _header_text(route: str) -> str:
 
 
 def _failure_status(error: ServingError) -> str:
-    """The status a failed request is counted and logged under."""
+    """The status a failed request is counted and logged under.
+
+    An open circuit is the version's own failure, not load: it gets its own status so
+    that canary judgements count it against the version instead of leaving it out.
+    """
     if isinstance(error, OverloadedError):
-        return "shed"
+        return "circuit_open" if error.reason == "circuit_open" else "shed"
     if isinstance(error, RateLimitedError):
         return "limited"
     if isinstance(error, InvalidRequestError | EndpointNotFoundError):

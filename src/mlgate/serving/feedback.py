@@ -26,7 +26,6 @@ __all__ = [
     "labelled_predictions",
     "read_predictions",
     "record_feedback",
-    "reward_stats",
 ]
 
 Clock = Callable[[], datetime]
@@ -116,39 +115,6 @@ def read_predictions(
     )
     with store.read() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def reward_stats(store: Store, endpoint: str) -> dict[str, tuple[int, float]]:
-    """Version -> (rewards, their sum) over every feedback reward of a served prediction.
-
-    Computed in the database so that every server process's bandit sees the same totals.
-    Shadow rows are ignored (the client never saw them) and so are errors and sheds; each
-    feedback row counts once even if its request was logged twice (a retried batch).
-    """
-    observed = (
-        sa.select(feedback.c.id, feedback.c.reward, prediction_log.c.version)
-        .join_from(
-            feedback,
-            prediction_log,
-            sa.and_(
-                prediction_log.c.endpoint == feedback.c.endpoint,
-                prediction_log.c.request_id == feedback.c.request_id,
-            ),
-        )
-        .where(
-            feedback.c.endpoint == endpoint,
-            feedback.c.reward.is_not(None),
-            prediction_log.c.shadow == sa.false(),
-            prediction_log.c.status.in_(_SERVED),
-        )
-        .distinct()
-        .subquery()
-    )
-    query = sa.select(observed.c.version, sa.func.count(), sa.func.sum(observed.c.reward)).group_by(
-        observed.c.version
-    )
-    with store.read() as conn:
-        return {str(v): (int(n), float(total)) for v, n, total in conn.execute(query)}
 
 
 def labelled_predictions(store: Store, endpoint: str, limit: int = 1000) -> list[dict[str, Any]]:

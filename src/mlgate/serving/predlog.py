@@ -44,9 +44,12 @@ _WIDTHS = {"request_id": 128, "endpoint": 128, "version": 64, "route": 256, "sta
 class PredictionRecord:
     """One answered (or refused) request, as the router saw it.
 
-    ``status`` is "ok", "fallback", "error" or "shed"; ``inputs``/``outputs`` map tensor
-    names to numpy arrays or JSON-able values, or are None when nothing is logged.
+    ``status`` is "ok", "fallback", "error", "circuit_open" or "shed"; ``inputs`` and
+    ``outputs`` map tensor names to numpy arrays or JSON-able values, or are None when
+    nothing is logged.
     ``created_at`` is Unix time in seconds. Both are converted in the writer's thread.
+    ``unit`` is the sticky key that chose the variant (a user id), so experiments can
+    count users; ``context`` is the encoded context a contextual bandit pulled with.
     """
 
     request_id: str
@@ -59,6 +62,8 @@ class PredictionRecord:
     outputs: Mapping[str, Any] | None
     latency_ms: float
     created_at: float
+    unit: str | None = None
+    context: tuple[float, ...] | None = None
 
 
 class PredictionLogWriter:
@@ -218,7 +223,12 @@ _ROW_COLUMNS = (
     "outputs",
     "latency_ms",
     "created_at",
+    "unit",
+    "context",
 )
+
+
+_JSON_COLUMNS = ("inputs", "outputs", "context")
 
 
 def _insert_statement(store: Store) -> str:
@@ -232,7 +242,7 @@ def _insert_statement(store: Store) -> str:
     """
     columns = ", ".join(_ROW_COLUMNS)
     if store.engine.dialect.name == "postgresql":
-        marks = ", ".join("%s::json" if c in ("inputs", "outputs") else "%s" for c in _ROW_COLUMNS)
+        marks = ", ".join("%s::json" if c in _JSON_COLUMNS else "%s" for c in _ROW_COLUMNS)
     else:
         marks = ", ".join("?" for _ in _ROW_COLUMNS)
     return f"INSERT INTO {prediction_log.name} ({columns}) VALUES ({marks})"
@@ -258,6 +268,8 @@ def _to_row(record: PredictionRecord) -> tuple[Any, ...] | None:
         _encode_payload(record.outputs),
         latency_ms,
         created_at,
+        record.unit[:128] if isinstance(record.unit, str) else None,
+        None if record.context is None else orjson.dumps(list(record.context)).decode(),
     )
 
 

@@ -22,14 +22,24 @@ import bisect
 import hashlib
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from mlgate.errors import InvalidRequestError, PolicyError
-from mlgate.serving.spec import EndpointSpec
+from mlgate.errors import InvalidRequestError
+from mlgate.experiments.bandits import (
+    REASONS,
+    UCB1,
+    ContextEncoder,
+    EpsilonGreedy,
+    LinearThompsonSampling,
+    LinUCB,
+    Policy,
+    ThompsonSampling,
+)
+from mlgate.serving.spec import BanditRoute, EndpointSpec
 
-__all__ = ["BanditPolicy", "EpsilonGreedy", "RoutePlan", "Router", "Target"]
+__all__ = ["RoutePlan", "Router", "Target", "build_bandit"]
 
 Target = int | str
 Mode = Literal["single", "ensemble", "cascade"]
@@ -45,89 +55,7 @@ class RoutePlan:
     shadows: tuple[Target, ...]
     fallbacks: tuple[Target, ...]
     reason: str
-
-
-class BanditPolicy(Protocol):
-    """An online policy over arms: pull one per request, learn from rewards."""
-
-    def pull(self, context: Mapping[str, Any]) -> Target: ...
-
-    def update(self, arm: Target, reward: float) -> None: ...
-
-
-class EpsilonGreedy:
-    """Explore a uniform arm with probability ``epsilon``, else play the best mean reward.
-
-    Arms never rewarded are played first (uniformly among them), so every arm
-    gets a mean before exploitation starts. Ties between best means go to the
-    arm listed first, so a given random stream always yields the same pulls.
-    """
-
-    def __init__(self, arms: Sequence[Target], epsilon: float, *, rng: random.Random) -> None:
-        if not arms or len(set(arms)) != len(arms):
-            raise PolicyError(f"a bandit needs distinct arms; found {list(arms)}")
-        if not 0.0 <= epsilon <= 1.0:
-            raise PolicyError(f"epsilon must be in [0, 1]; found {epsilon}")
-        self._arms = tuple(arms)
-        self._epsilon = epsilon
-        self._rng = rng
-        self._counts = dict.fromkeys(self._arms, 0)
-        self._sums = dict.fromkeys(self._arms, 0.0)
-        self._unplayed = list(self._arms)
-
-    @property
-    def arms(self) -> tuple[Target, ...]:
-        return self._arms
-
-    def pull(self, context: Mapping[str, Any]) -> Target:
-        return self.decide(context)[0]
-
-    def decide(self, context: Mapping[str, Any]) -> tuple[Target, bool]:
-        """The arm to play and whether it was an exploration (for the plan's reason)."""
-        if self._unplayed:
-            return self._rng.choice(self._unplayed), True
-        if self._rng.random() < self._epsilon:
-            return self._rng.choice(self._arms), True
-        return max(self._arms, key=self.mean), False  # max keeps the first of equals
-
-    def mean(self, arm: Target) -> float:
-        count = self._counts[arm]
-        return self._sums[arm] / count if count else 0.0
-
-    def update(self, arm: Target, reward: float) -> None:
-        if arm not in self._counts:
-            raise InvalidRequestError(
-                f"arm {arm!r} is not one of this bandit's arms {list(self._arms)}"
-            )
-        if not math.isfinite(reward):
-            raise InvalidRequestError(f"reward for arm {arm!r} must be a finite number")
-        self._counts[arm] += 1
-        self._sums[arm] += reward
-        self._unplayed = [a for a in self._arms if self._counts[a] == 0]
-
-    def load_stats(self, stats: Mapping[Target, tuple[int, float]]) -> None:
-        """Replace local state with the store's ``(count, reward sum)`` per arm.
-
-        Every server process loads the same totals, so they share one policy.
-        Arms absent from ``stats`` count as unplayed; arms no longer in the spec
-        are ignored, so stats left from an older spec do not break serving.
-        """
-        counts = dict.fromkeys(self._arms, 0)
-        sums = dict.fromkeys(self._arms, 0.0)
-        for arm, (count, total) in stats.items():
-            if arm not in counts:
-                continue
-            if count < 0 or not math.isfinite(total) or (count == 0 and total != 0):
-                raise PolicyError(
-                    f"bandit stats for arm {arm!r} are impossible: count {count}, "
-                    f"reward sum {total}; repair the stored feedback"
-                )
-            counts[arm], sums[arm] = int(count), float(total)
-        self._counts, self._sums = counts, sums
-        self._unplayed = [a for a in self._arms if counts[a] == 0]
-
-    def stats(self) -> dict[Target, tuple[int, float]]:
-        return {arm: (self._counts[arm], self._sums[arm]) for arm in self._arms}
+    context: tuple[float, ...] | None = None  # a contextual bandit's encoded context
 
 
 _Choose = Callable[[Mapping[str, Any], "str | None"], RoutePlan]
@@ -141,14 +69,14 @@ class Router:
         spec: EndpointSpec,
         *,
         rng: random.Random,
-        bandit: BanditPolicy | None = None,
+        bandit: Policy | None = None,
     ) -> None:
         self._spec = spec
         self._rng = rng
         self._shadows = tuple((s.target, s.fraction) for s in spec.shadow)
         self._fallbacks: tuple[Target, ...] = spec.fallback.targets
         self._sticky_key: str | None = None
-        self._bandit: BanditPolicy | None = None
+        self._bandit: Policy | None = None
         self._choose = self._compile(spec, bandit)
 
     @property
@@ -161,8 +89,8 @@ class Router:
         return self._sticky_key
 
     @property
-    def bandit(self) -> BanditPolicy | None:
-        """The live bandit, for the feedback path to ``update`` or ``load_stats``."""
+    def bandit(self) -> Policy | None:
+        """The live bandit: the feedback fold hands it learned state (``load_state``)."""
         return self._bandit
 
     def sticky_value(self, attributes: Mapping[str, Any]) -> str | None:
@@ -187,12 +115,14 @@ class Router:
         shadows = tuple(target for target, fraction in self._shadows if rng.random() < fraction)
         if not shadows:
             return plan
-        return RoutePlan(plan.mode, plan.targets, shadows, plan.fallbacks, plan.reason)
+        return RoutePlan(
+            plan.mode, plan.targets, shadows, plan.fallbacks, plan.reason, plan.context
+        )
 
     def _plan(self, mode: Mode, targets: tuple[Target, ...], reason: str) -> RoutePlan:
         return RoutePlan(mode, targets, (), self._fallbacks, reason)
 
-    def _compile(self, spec: EndpointSpec, bandit: BanditPolicy | None) -> _Choose:
+    def _compile(self, spec: EndpointSpec, bandit: Policy | None) -> _Choose:
         route = spec.route
         if route.split is not None:
             self._sticky_key = route.split.sticky_key
@@ -216,9 +146,7 @@ class Router:
 
             return by_rule
         if route.bandit is not None:
-            return self._compile_bandit(
-                route.bandit.arms, route.bandit.epsilon, route.bandit.seed, bandit
-            )
+            return self._compile_bandit(route.bandit, bandit)
         if route.ensemble is not None:
             plan = self._plan("ensemble", route.ensemble.targets, "ensemble")
         elif route.cascade is not None:
@@ -258,34 +186,47 @@ class Router:
 
         return by_split
 
-    def _compile_bandit(
-        self,
-        arms: tuple[Target, ...],
-        epsilon: float,
-        seed: int | None,
-        bandit: BanditPolicy | None,
-    ) -> _Choose:
-        policy = bandit or EpsilonGreedy(
-            arms, epsilon, rng=random.Random(seed) if seed is not None else self._rng
-        )
+    def _compile_bandit(self, route: BanditRoute, bandit: Policy | None) -> _Choose:
+        seed = route.seed if route.seed is not None else self._rng.getrandbits(63)
+        policy = bandit or build_bandit(route, seed=seed)
         self._bandit = policy
-        explained = {
-            (arm, explored): self._plan(
-                "single", (arm,), f"bandit:{'explore' if explored else 'exploit'}"
-            )
-            for arm in arms
-            for explored in (True, False)
+        plans = {
+            (arm, reason): self._plan("single", (arm,), f"bandit:{reason}")
+            for arm in route.arms
+            for reason in REASONS
         }
-        if isinstance(policy, EpsilonGreedy):
-            decide = policy.decide
-            return lambda attributes, sticky: explained[decide(attributes)]
-        pulled = {arm: self._plan("single", (arm,), "bandit") for arm in arms}
+        encoder: ContextEncoder | None = getattr(policy, "encoder", None)
+        decide = policy.decide
+        if encoder is None:
+            return lambda attributes, sticky: plans[decide(None)]
+        encode, fallbacks = encoder.encode, self._fallbacks
 
-        def by_bandit(attributes: Mapping[str, Any], sticky: str | None) -> RoutePlan:
-            arm = policy.pull(attributes)
-            return pulled.get(arm) or self._plan("single", (arm,), "bandit")
+        def by_context(attributes: Mapping[str, Any], sticky: str | None) -> RoutePlan:
+            vector = encode(attributes)  # a missing attribute: ExperimentInputError, a 400
+            arm, reason = decide(vector)
+            context = tuple(vector.tolist())
+            return RoutePlan("single", (arm,), (), fallbacks, f"bandit:{reason}", context)
 
-        return by_bandit
+        return by_context
+
+
+def build_bandit(route: BanditRoute, *, seed: int | None) -> Policy:
+    """The policy a bandit route declares (a fresh one: no learned state)."""
+    arms, low, high = route.arms, route.min_share, route.max_share
+    if route.algorithm == "epsilon_greedy":
+        return EpsilonGreedy(arms, route.epsilon, seed=seed, min_share=low, max_share=high)
+    if route.algorithm == "ucb1":
+        return UCB1(arms, route.alpha, seed=seed, min_share=low, max_share=high)
+    if route.algorithm == "thompson":
+        return ThompsonSampling(arms, route.likelihood, seed=seed, min_share=low, max_share=high)
+    numeric = [f for f in route.features if isinstance(f, str)]
+    categorical = {f.name: f.categories for f in route.features if not isinstance(f, str)}
+    encoder = ContextEncoder(numeric, categorical)
+    if route.algorithm == "linucb":
+        return LinUCB(arms, encoder, route.alpha, seed=seed, min_share=low, max_share=high)
+    return LinearThompsonSampling(
+        arms, encoder, route.alpha, seed=seed, min_share=low, max_share=high
+    )
 
 
 def _uniform(endpoint: str, key: str, target: str) -> float:

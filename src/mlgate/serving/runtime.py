@@ -31,14 +31,15 @@ from mlgate.errors import (
     ModelFailedError,
     OverloadedError,
 )
+from mlgate.experiments.canary import CanaryController
 from mlgate.registry.records import ModelVersion
 from mlgate.registry.signature import Signature
 from mlgate.serving.auth import TokenCache, TokenStore
+from mlgate.serving.bandit_feed import BanditFeed
 from mlgate.serving.batcher import AdaptiveBatcher, BatchingConfig, BatchStats
 from mlgate.serving.endpoints import EndpointStore
-from mlgate.serving.feedback import reward_stats
 from mlgate.serving.resilience import CircuitBreaker
-from mlgate.serving.router import Router, Target
+from mlgate.serving.router import Router, Target, build_bandit
 from mlgate.serving.spec import EndpointSpec, default_endpoint, targets_of
 from mlgate.store.schema import aliases
 from mlgate.workspace import Workspace
@@ -128,6 +129,7 @@ class EndpointView:
     router: Router
     runners: Mapping[str, VersionRunner]  # str(target) -> runner, aliases already resolved
     revision: int  # 0 for a zero-config endpoint
+    feed: BanditFeed | None = None  # teaches a bandit route from every process's feedback
 
     def runner(self, target: Target) -> VersionRunner:
         return self.runners[str(target)]
@@ -178,6 +180,10 @@ class ServingState:
     retire_after_s: float = 60.0
     _retired: dict[int, tuple[float, VersionRunner]] = field(default_factory=dict)
     _pending: set[asyncio.Future[Any]] = field(default_factory=set)
+    # Every process drives canaries; the controller's optimistic updates make one win.
+    canary_tick_s: float = 1.0
+    _canaries: CanaryController | None = None
+    _last_canary_tick: float = 0.0
 
     @property
     def snapshot(self) -> Snapshot:
@@ -276,6 +282,20 @@ class ServingState:
                     await self._in_thread(self._refresh_bandits, current)
             except Exception:  # a database hiccup must not stop serving the last snapshot
                 logger.exception("refreshing the serving snapshot failed; keeping the last one")
+            now = time.monotonic()
+            if self.canary_tick_s > 0 and now - self._last_canary_tick >= self.canary_tick_s:
+                self._last_canary_tick = now
+                try:
+                    await self._in_thread(self._tick_canaries)
+                except Exception:  # a canary's trouble must not stop serving either
+                    logger.exception("driving canaries failed; will retry at the next poll")
+
+    def _tick_canaries(self) -> None:
+        """Judge, step, promote or roll back every canary that is due (blocking)."""
+        if self._canaries is None:
+            self._canaries = CanaryController.from_workspace(self.workspace)
+        for decision in self._canaries.tick():
+            logger.info("canary decision: %s", decision.to_json())
 
     def _ledger_size(self) -> int:
         with self.workspace.store.read() as conn:
@@ -318,7 +338,13 @@ class ServingState:
             version = self.workspace.registry.get(spec.model, target)
             runners[str(target)] = self._runner(version, batching, spec)
         router = Router(spec, rng=random.Random(self._rng.random()))
-        return EndpointView(spec=spec, router=router, runners=runners, revision=revision)
+        return EndpointView(
+            spec=spec,
+            router=router,
+            runners=runners,
+            revision=revision,
+            feed=self._feed(spec, runners),
+        )
 
     def _runner(
         self, version: ModelVersion, batching: BatchingConfig, spec: EndpointSpec
@@ -357,20 +383,27 @@ class ServingState:
         return runner
 
     def _refresh_bandits(self, snapshot: Snapshot) -> None:
-        """Bandit arms learn from every process's feedback: stats come from the store."""
-        for name, view in snapshot.endpoints.items():
-            bandit = view.router.bandit
-            load = getattr(bandit, "load_stats", None)
-            if load is None:
+        """Fold new feedback into each bandit (blocking): see :mod:`.bandit_feed`."""
+        for view in snapshot.endpoints.values():
+            bandit, feed = view.router.bandit, view.feed
+            if bandit is None or feed is None:
                 continue
-            by_version = reward_stats(self.workspace.store, name)
-            stats: dict[Target, tuple[int, float]] = {}
-            for target, runner in view.runners.items():
-                counted = by_version.get(str(runner.version.version))
-                if counted is not None:
-                    stats[_as_target(target)] = counted
-            load(stats)
+            learned = feed.fold()
+            if learned is not None:
+                bandit.load_state(learned)  # one reference swap: safe beside the loop's pulls
 
-
-def _as_target(text: str) -> Target:
-    return int(text) if text.isdigit() else text
+    def _feed(self, spec: EndpointSpec, runners: Mapping[str, VersionRunner]) -> BanditFeed | None:
+        route = spec.route.bandit
+        if route is None:
+            return None
+        learner = build_bandit(route, seed=0)  # never pulls: only learns
+        encoder = getattr(learner, "encoder", None)
+        arm_of_version = {str(runners[str(arm)].version.version): arm for arm in route.arms}
+        return BanditFeed(
+            self.workspace.store,
+            spec.name,
+            learner,
+            arm_of_version,
+            dimension=None if encoder is None else encoder.dim,
+            clock=self.workspace.clock,
+        )

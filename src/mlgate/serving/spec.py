@@ -37,7 +37,9 @@ __all__ = [
     "BatchingSpec",
     "CascadeRoute",
     "CascadeStage",
+    "CONTEXTUAL_ALGORITHMS",
     "CircuitBreakerSpec",
+    "ContextFeature",
     "DefaultResponse",
     "EndpointSpec",
     "EnsembleRoute",
@@ -205,12 +207,62 @@ class CascadeRoute(_Spec):
         return stages
 
 
+BanditAlgorithm = Literal["epsilon_greedy", "ucb1", "thompson", "linucb", "linear_thompson"]
+CONTEXTUAL_ALGORITHMS: frozenset[str] = frozenset({"linucb", "linear_thompson"})
+
+
+class ContextFeature(_Spec):
+    """A categorical request attribute, one-hot encoded over ``categories``."""
+
+    name: str = Field(min_length=1, max_length=128)
+    categories: tuple[str, ...] = Field(min_length=1)
+
+
 class BanditRoute(_Spec):
-    algorithm: Literal["epsilon_greedy"] = "epsilon_greedy"
-    epsilon: Fraction = 0.1
+    """An online policy over ``arms``, learning from feedback rewards.
+
+    ``features`` (contextual algorithms only) name the request attributes (OIP
+    parameters or ``x-mlgate-attr-*`` headers) the policy routes by: a plain name is a
+    number, ``{name, categories}`` a category. ``min_share``/``max_share`` bound every
+    arm's share of traffic, so a bad arm is never starved of evidence nor a lucky one
+    handed everything.
+    """
+
+    algorithm: BanditAlgorithm = "epsilon_greedy"
     arms: Targets = Field(min_length=2)
+    epsilon: Fraction = 0.1
+    alpha: float = Field(default=1.0, gt=0.0, le=100.0, allow_inf_nan=False)
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    features: tuple[str | ContextFeature, ...] = ()
+    min_share: Fraction = 0.0
+    max_share: Fraction = 1.0
     reward: str = Field(default="reward", min_length=1)
     seed: int | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        contextual = self.algorithm in CONTEXTUAL_ALGORITHMS
+        if contextual and not self.features:
+            raise ValueError(
+                f"{self.algorithm} routes by request attributes: list them under features"
+            )
+        if not contextual and self.features:
+            raise ValueError(
+                f"{self.algorithm} does not use features; use linucb or linear_thompson "
+                "to route by request attributes, or remove features"
+            )
+        names = [f if isinstance(f, str) else f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"features lists a name twice: {names}")
+        arms = len(self.arms)
+        if self.min_share * arms > 1.0 + 1e-9 or self.max_share * arms < 1.0 - 1e-9:
+            raise ValueError(
+                f"with {arms} arms, min_share must be at most {1 / arms:.4g} and max_share "
+                f"at least {1 / arms:.4g}; found {self.min_share} and {self.max_share}"
+            )
+        if self.min_share > self.max_share:
+            raise ValueError("min_share must not exceed max_share")
+        return self
 
 
 class RouteSpec(_Spec):

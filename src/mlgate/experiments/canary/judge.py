@@ -92,6 +92,10 @@ class MetricSpec:
     weight: float = 1.0
     alpha: float = 0.05
     effect: Effect | None = None  # None: the source's default, filled in (_DEFAULT_EFFECT)
+    # The smallest harmful change of the centre (mean or median) in the metric's own
+    # units that counts: 0.1 ms more latency is a real, relative +30 % at 0.3 ms, and
+    # irrelevant to any latency objective.
+    min_difference: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"canary metric {self.name!r}"
@@ -111,6 +115,10 @@ class MetricSpec:
             )
         if not _finite_number(self.tolerance) or self.tolerance < 0:
             raise CanaryError(f"{where}: tolerance must be a number >= 0, got {self.tolerance!r}")
+        if not _finite_number(self.min_difference) or self.min_difference < 0:
+            raise CanaryError(
+                f"{where}: min_difference must be a number >= 0, got {self.min_difference!r}"
+            )
         if not _finite_number(self.weight) or self.weight <= 0:
             raise CanaryError(f"{where}: weight must be a number above 0, got {self.weight!r}")
         if not _finite_number(self.alpha) or not 0 < self.alpha < 1:
@@ -133,13 +141,24 @@ class MetricSpec:
             "weight": self.weight,
             "alpha": self.alpha,
             "effect": self.effect_kind,
+            "min_difference": self.min_difference,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MetricSpec:
         if not isinstance(data, Mapping):
             raise CanaryError(f"a canary metric is a mapping, got {type(data).__name__}")
-        known = {"name", "source", "harm", "tolerance", "critical", "weight", "alpha", "effect"}
+        known = {
+            "name",
+            "source",
+            "harm",
+            "tolerance",
+            "critical",
+            "weight",
+            "alpha",
+            "effect",
+            "min_difference",
+        }
         unknown = sorted(set(data) - known)
         if unknown:
             raise CanaryError(
@@ -154,7 +173,7 @@ class MetricSpec:
 DEFAULT_METRICS: tuple[MetricSpec, ...] = (
     # Any significant rise in errors beyond 10% (relative) fails the canary outright.
     MetricSpec("error_rate", "error_rate", harm="increase", tolerance=0.1, critical=True),
-    MetricSpec("latency", "latency", harm="increase", tolerance=0.1),
+    MetricSpec("latency", "latency", harm="increase", tolerance=0.1, min_difference=1.0),
     # A new model is expected to answer differently; only a large shift counts (a broken
     # model answering constants, a changed output scale).
     MetricSpec("prediction_drift", "prediction", harm="either", tolerance=0.3),
@@ -360,10 +379,12 @@ def compare_metric(
     if not math.isfinite(p):  # scipy's tie correction leaves no variance: identical samples
         p = 1.0
     effect = _effect(spec.effect_kind, base, cand, float(test.statistic))
+    shift = _centre_shift(spec.effect_kind, base, cand)
+    floor = spec.min_difference
     harmful = {
-        "increase": effect > spec.tolerance,
-        "decrease": effect < -spec.tolerance,
-        "either": abs(effect) > spec.tolerance,
+        "increase": effect > spec.tolerance and shift > floor,
+        "decrease": effect < -spec.tolerance and shift < -floor,
+        "either": abs(effect) > spec.tolerance and abs(shift) > floor,
     }[spec.harm]
     shown = None if math.isinf(effect) else effect
     described = "infinite" if shown is None else f"{effect:+.4g}"
@@ -382,6 +403,14 @@ def compare_metric(
         else f"difference within tolerance or harmless ({spec.effect_kind} effect {described})"
     )
     return result("pass", p, shown, why)
+
+
+def _centre_shift(kind: Effect, base: FloatArray, cand: FloatArray) -> float:
+    """Canary minus baseline centre, in the metric's units (inf for rank effects: no floor)."""
+    if kind == "rank_biserial":
+        return math.inf if np.mean(cand) >= np.mean(base) else -math.inf
+    centre = np.mean if kind == "mean" else np.median
+    return float(centre(cand) - centre(base))
 
 
 def _effect(kind: Effect, base: FloatArray, cand: FloatArray, u_canary: float) -> float:

@@ -8,8 +8,9 @@ baseline would hide exactly the failures a canary exists to catch. So:
 
 - only primary rows the split routed count: shadow rows, pinned ``/versions/N`` calls and
   rows of other policies are left out (they were not assigned at random);
-- ``ok`` is a success, ``error`` and ``fallback`` are errors of the routed variant; ``shed``,
-  ``limited`` and ``invalid`` say nothing about the model and are left out;
+- ``ok`` is a success; ``error``, ``fallback`` and ``circuit_open`` (the variant's breaker
+  refused it) are errors of the routed variant; ``shed``, ``limited`` and ``invalid`` say
+  nothing about the model and are left out;
 - the prediction of a row is the first number of its first logged output (or of the
   output named in the config); rows without logged outputs give none;
 - a reward belongs to an ``ok`` row (its answer came from the variant); a request with
@@ -35,8 +36,8 @@ from mlgate.store.schema import feedback, prediction_log
 
 __all__ = ["WindowSamples", "read_samples", "variant_of_route"]
 
-_COUNTED = ("ok", "error", "fallback")
-_ERRORS = frozenset({"error", "fallback"})
+_COUNTED = ("ok", "error", "fallback", "circuit_open")
+_ERRORS = frozenset({"error", "fallback", "circuit_open"})
 _ARROW = "→"
 
 
