@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from mlgate import __version__
-from mlgate.cli import demo, drift, init, ledger, models, monitor, serve
+from mlgate.cli import canary, demo, drift, experiment, init, ledger, models, monitor, serve
 from mlgate.cli._common import CliState, err_console, one_line
 from mlgate.config import Settings
 from mlgate.errors import LedgerIntegrityError, MlgateError
@@ -33,6 +33,8 @@ app.add_typer(serve.endpoints_app, name="endpoints")
 app.add_typer(serve.tokens_app, name="tokens")
 app.command("drift")(drift.drift_command)
 app.command("monitor")(monitor.monitor_command)
+app.add_typer(experiment.app, name="experiment")
+app.add_typer(canary.app, name="canary")
 
 
 def _version(value: bool) -> None:

@@ -53,7 +53,7 @@ __all__ = ["Analysis", "analyze", "analyze_document", "parse_variants"]
 
 _TOP = {
     "kind", "difference", "method", "alpha", "weights", "variants", "guardrails",
-    "srm_threshold", "mixing_sd", "seed",
+    "srm_threshold", "mixing_sd", "seed", "units", "allocation",
 }  # fmt: skip
 _VARIANT = {
     "mean": ({"n", "sum", "sum_squares"}, {"covariate"}),
@@ -196,9 +196,20 @@ def analyze_document(doc: Mapping[str, Any]) -> dict[str, Any]:
             for name, value in _mapping("weights", d["weights"]).items()
         }
     guardrails = _guardrails(d["guardrails"]) if "guardrails" in d else []
+    units = None
+    if "units" in d:
+        units = {}
+        for name, value in _mapping("units", d["units"]).items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ExperimentInputError(
+                    f"units.{name} must be a count of randomised units (an integer >= 0), "
+                    f"got {value!r}"
+                )
+            units[name] = value
+    allocation = _choice("allocation", d.get("allocation", "fixed"), ("fixed", "adaptive"))
     analysis = analyze(
         variants, difference=difference, method=method, alpha=alpha, weights=weights,
         covariates=covariates, guardrails=guardrails, srm_threshold=srm_threshold,
-        mixing_sd=mixing_sd, seed=seed,
+        mixing_sd=mixing_sd, seed=seed, units=units, adaptive=allocation == "adaptive",
     )  # fmt: skip
     return analysis.to_json()

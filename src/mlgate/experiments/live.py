@@ -199,6 +199,8 @@ def live_document(
     if len(weights) == len(arms):
         document["weights"] = weights
         document["units"] = units
+    else:
+        document["allocation"] = "adaptive"
     return document
 
 

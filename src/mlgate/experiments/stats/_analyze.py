@@ -338,11 +338,17 @@ def analyze(
     srm_threshold: float = DEFAULT_SRM_THRESHOLD,
     mixing_sd: float = DEFAULT_MIXING_SD,
     seed: int = 0,
+    units: Mapping[str, int] | None = None,
+    adaptive: bool = False,
 ) -> Analysis:
     """Analyse every variant after the first (the control) against the first.
 
     ``weights`` are the configured traffic shares (an even split when None, which the
-    result records as assumed). ``seed`` fixes the Bayesian method's Monte Carlo draws.
+    result records as assumed). ``units`` are the randomised units per variant (users of
+    a sticky split) when they are not the summaries' ``n``: the sample-ratio check counts
+    what was randomised. ``adaptive`` marks traffic a bandit allocated by reward: there
+    is no configured split to check, so the check is skipped and a note says so.
+    ``seed`` fixes the Bayesian method's Monte Carlo draws.
     """
     names = list(variants)
     if len(names) < 2:
@@ -360,15 +366,37 @@ def analyze(
     if len(kinds) != 1:
         raise ExperimentInputError(f"variants mix summary kinds {sorted(kinds)}; use one kind")
     kind = kinds.pop()
-    assumed = weights is None
-    shares = {n: 1.0 / len(names) for n in names} if weights is None else weights
-    srm = srm_check({n: s.n for n, s in variants.items()}, shares, threshold=srm_threshold)
+    counts = {n: s.n for n, s in variants.items()}
+    if units is not None:
+        if set(units) != set(names):
+            raise ExperimentInputError(
+                f"units name variants {sorted(units)}; give one count per variant {names}"
+            )
+        counts = {n: units[n] for n in names}
+    assumed = weights is None and not adaptive
+    shares: Mapping[str, float]
+    if adaptive:
+        if weights is not None:
+            raise ExperimentInputError(
+                "adaptive allocation has no configured weights; drop weights or allocation"
+            )
+        total = sum(counts.values())
+        shares = {n: (c / total if total else 1.0 / len(names)) for n, c in counts.items()}
+    else:
+        shares = {n: 1.0 / len(names) for n in names} if weights is None else weights
+    srm = srm_check(counts, shares, threshold=srm_threshold)
     moments, adjustment = _moments(variants, covariates, kind)
     control, treatments = names[0], names[1:]
     checks = _guardrails(guardrails, control, treatments, alpha)
     notes: list[str] = []
     if assumed:
         notes.append("no weights given: the sample-ratio check assumed an even split")
+    if adaptive:
+        notes.append(
+            "adaptive allocation (a bandit): traffic follows rewards, so there is no split "
+            "to check; the sample-ratio check is skipped (its p-value is 1 by construction), "
+            "and arms' samples are not exchangeable, so read lifts as indicative"
+        )
     if covariates and adjustment is None:
         notes.append("CUPED skipped: a variant has fewer than 2 units")
     results = {}
