@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mlgate.errors import InvalidRequestError
-from mlgate.experiments.bandits import UCB1
+from mlgate.experiments.bandits import UCB1, ThompsonSampling
 from mlgate.serving.bandit_feed import BanditFeed
 from mlgate.serving.feedback import (
     FeedbackItem,
@@ -447,3 +447,25 @@ def test_labelled_predictions_take_the_latest_label(workspace: Workspace) -> Non
     newest = labelled_predictions(workspace.store, "iris", limit=2)
     assert [r["request_id"] for r in newest] == ["r1", "r3"]
     assert newest[0]["shadow"] is True
+
+
+def test_a_reward_the_policy_refuses_costs_only_itself(workspace: Workspace) -> None:
+    _log(workspace, [_record(f"q{i}", version=str(1 + i % 2)) for i in range(6)])
+    rewards = [1.0, 0.0, 5.0, 1.0, 0.0, 1.0]  # 5.0 is no Bernoulli reward
+    record_feedback(
+        workspace.store,
+        "iris",
+        [FeedbackItem(f"q{i}", reward=r) for i, r in enumerate(rewards)],
+        _clock,
+    )
+    feed = BanditFeed(
+        workspace.store,
+        "iris",
+        ThompsonSampling([1, 2], "bernoulli", seed=0),
+        {"1": 1, "2": 2},
+        dimension=None,
+        clock=_clock,
+    )
+    state = feed.fold()
+    assert state is not None and (feed.folded, feed.refused) == (5, 1)
+    assert dict(zip(state["arms"], state["sums"], strict=True)) == {1: 1.0, 2: 2.0}

@@ -20,6 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from mlgate.config import Settings
 from mlgate.serving.endpoints import EndpointStore
+from mlgate.serving.feedback import read_predictions
 from mlgate.serving.spec import endpoint_from_json
 from mlgate.workspace import Workspace
 from tests.models import ACTOR, linear_classifier, register
@@ -187,3 +188,65 @@ def test_a_deploy_reaches_every_worker_within_about_a_second(
     assert len(per_worker) == 2, per_worker
     assert all(count > 0 for count in per_worker), f"one worker answered nothing: {per_worker}"
     assert sum(per_worker) >= 180
+
+
+def test_every_worker_learns_a_contextual_bandit_from_any_workers_feedback(
+    iris: None, two_workers: str, workspace: Workspace
+) -> None:
+    """Feedback posted to whichever worker teaches both: the state is the shared log."""
+    spec = endpoint_from_json(
+        {
+            "name": "bandit",
+            "model": "iris",
+            "route": {
+                "bandit": {
+                    "algorithm": "linucb",
+                    "arms": [1, 2],
+                    "alpha": 0.5,
+                    "features": [{"name": "tier", "categories": ["gold", "silver"]}],
+                }
+            },
+        }
+    )
+    EndpointStore(workspace.store, workspace.registry, workspace.log, workspace.clock).deploy(
+        spec, actor=ACTOR
+    )
+    with httpx.Client(
+        base_url=two_workers, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)
+    ) as client:
+
+        def served(tier: str, request_id: str | None = None) -> str:
+            body = infer_body(ROW, parameters={"tier": tier}, request_id=request_id)
+            response = client.post("/v2/models/bandit/infer", json=body)
+            assert response.status_code == 200, response.text
+            return str(response.headers["x-mlgate-version"])
+
+        def deployed() -> bool:
+            body = infer_body(ROW, parameters={"tier": "gold"})
+            answers = [client.post("/v2/models/bandit/infer", json=body) for _ in range(6)]
+            return all(answer.status_code == 200 for answer in answers)
+
+        wait_until(deployed, timeout=_BOUND_S, what="every worker to serve the bandit")
+        pulled = {f"p{i}": ("gold" if i % 2 else "silver") for i in range(80)}
+        versions = {rid: served(tier, rid) for rid, tier in pulled.items()}
+        feedback = [
+            {
+                "request_id": rid,
+                "reward": float(versions[rid] == ("2" if pulled[rid] == "gold" else "1")),
+            }
+            for rid in pulled
+        ]
+
+        def logged() -> bool:
+            return len(read_predictions(workspace.store, "bandit", limit=1000)) >= len(pulled)
+
+        wait_until(logged, timeout=10, what="the prediction log to hold the pulls")
+        posted = client.post("/v2/models/bandit/feedback", json={"feedback": feedback})
+        assert posted.status_code == 200, posted.text
+
+        def learned() -> bool:
+            gold = [served("gold") for _ in range(20)]
+            silver = [served("silver") for _ in range(20)]
+            return gold.count("2") >= 17 and silver.count("1") >= 17
+
+        wait_until(learned, timeout=20, interval=0.2, what="both workers to route by tier")

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import sqlalchemy as sa
 
+from mlgate.errors import ExperimentInputError
 from mlgate.ledger.events import format_time
 from mlgate.store.engine import Store
 from mlgate.store.schema import feedback, prediction_log
@@ -47,6 +48,8 @@ class LearningPolicy(Protocol):
         rewards: np.ndarray,
         contexts: np.ndarray | None = None,
     ) -> None: ...
+
+    def update(self, arm: Any, reward: float, context: Any = None) -> None: ...
 
     def state(self) -> dict[str, Any]: ...
 
@@ -82,6 +85,7 @@ class BanditFeed:
         self._grace = timedelta(seconds=grace_s)
         self._watermark = 0
         self.folded = 0
+        self.refused = 0  # rewards the policy refused (say, 5.0 for a Bernoulli bandit)
 
     @property
     def watermark(self) -> int:
@@ -97,13 +101,35 @@ class BanditFeed:
                 break
             arms, rewards, contexts, complete = self._usable(rows)
             if arms:
-                matrix = np.asarray(contexts, dtype=np.float64) if contexts else None
-                self._learner.update_many(arms, np.asarray(rewards, dtype=np.float64), matrix)
-                self.folded += len(arms)
+                self.folded += self._learn(arms, rewards, contexts)
                 changed = True
             if not complete or len(rows) < _PAGE_ROWS:
                 break
         return self._learner.state() if changed else None
+
+    def _learn(self, arms: list[Any], rewards: list[float], contexts: list[Any]) -> int:
+        """Learn a page in one batch; a reward the policy refuses costs itself, not the page.
+
+        Feedback is checked when it arrives only for being a finite number: a reward outside
+        [0, 1] sent to a Bernoulli Thompson route is refused here, by the policy, so the page
+        is learned row by row, skipping (and logging) what it refuses.
+        """
+        matrix = np.asarray(contexts, dtype=np.float64) if contexts else None
+        try:
+            self._learner.update_many(arms, np.asarray(rewards, dtype=np.float64), matrix)
+            return len(arms)
+        except ExperimentInputError:
+            pass  # the batch is checked whole before any of it is used: nothing was learned
+        learned = 0
+        for index, (arm, reward) in enumerate(zip(arms, rewards, strict=True)):
+            context = None if matrix is None else matrix[index]
+            try:
+                self._learner.update(arm, reward, context)
+                learned += 1
+            except ExperimentInputError as exc:
+                self.refused += 1
+                logger.warning("bandit %r skipped a reward: %s", self._endpoint, exc)
+        return learned
 
     def _read_page(self) -> list[Any]:
         query = (

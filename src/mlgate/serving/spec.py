@@ -222,7 +222,7 @@ class BanditRoute(_Spec):
     """An online policy over ``arms``, learning from feedback rewards.
 
     ``features`` (contextual algorithms only) name the request attributes (OIP
-    parameters or ``x-mlgate-attr-*`` headers) the policy routes by: a plain name is a
+    parameters or ``x-mlgate-<name>`` headers) the policy routes by: a plain name is a
     number, ``{name, categories}`` a category. ``min_share``/``max_share`` bound every
     arm's share of traffic, so a bad arm is never starved of evidence nor a lucky one
     handed everything.
