@@ -290,3 +290,31 @@ def test_counting_states_move_between_counting_policies() -> None:
     ucb.load_state(learner.state())
     assert ucb.counts() == learner.counts()
     assert ucb.means() == pytest.approx(learner.means())
+
+
+def test_fast_paths_agree_with_the_general_path(name: str) -> None:
+    """Without share bounds pull/decide take a shortcut; it must choose as decide's general path."""
+    fast, general = POLICIES[name](seed=4), POLICIES[name](seed=4)
+    for i in range(300):
+        context = context_for(name, i)
+        arm, reason = fast.decide(context) if i % 2 else (fast.pull(context), None)
+        expected, why = BasePolicy.decide(general, context)  # the class's path
+        assert arm == expected
+        assert reason in (None, why)
+        reward = reward_for(arm, i)
+        fast.update(arm, reward, context)
+        general.update(arm, reward, context)
+
+
+@pytest.mark.parametrize("name", ["thompson-bernoulli", "thompson-gaussian", "epsilon-greedy"])
+def test_pulls_follow_the_statistics_at_once(name: str) -> None:
+    """Precomputed picks are dropped when statistics change: the next pull uses the new ones."""
+    policy = POLICIES[name](seed=0)
+    for _ in range(5):
+        policy.pull()  # picks drawn from the prior
+    state = policy.state()
+    state.update(counts=[10_000, 10_000, 10_000], sums=[0.0, 0.0, 10_000.0])
+    state.update(sums_squares=[0.0, 0.0, 10_000.0])
+    policy.load_state(state)
+    pulls = [policy.pull() for _ in range(50)]
+    assert pulls.count(3) >= (40 if name == "epsilon-greedy" else 50)

@@ -16,6 +16,13 @@ to one thread. ``load_state`` may be called from another thread while that one
 pulls: it builds new statistics and swaps one reference, never writing into
 arrays a pull may be reading, so a pull sees the old statistics or the new ones,
 never a mix.
+
+Speed. Without share bounds (the default) a pull needs no bookkeeping, so the
+constructor binds each policy's unguarded ``pull`` and ``decide`` onto the
+instance: one Python call per decision, reading what the policy derived from its
+statistics when they last changed (``update``, ``update_many``, ``load_state``).
+With bounds, the class's ``pull``/``decide`` run the policy's choice through the
+:class:`~mlgate.experiments.bandits._shares.ShareGuard`.
 """
 
 from __future__ import annotations
@@ -134,6 +141,12 @@ class BasePolicy:
         guard = ShareGuard(len(self._arms), min_share, max_share)
         self._min_share, self._max_share = guard.bounds
         self._guard: ShareGuard | None = guard if guard.active else None
+        if self._guard is None:
+            # The server decides on every request: skip the dispatch through the
+            # guard check (the methods are looked up now, run later, so a subclass
+            # may still set what they read after this constructor returns).
+            self.pull = self._pull_unguarded  # type: ignore[method-assign]
+            self.decide = self._decide_unguarded  # type: ignore[method-assign]
 
     @property
     def arms(self) -> tuple[Arm, ...]:
@@ -169,6 +182,15 @@ class BasePolicy:
     def pull(self, context: Any = None) -> Arm:
         """The arm to play for one request."""
         return self.decide(context)[0]
+
+    def _decide_unguarded(self, context: Any = None) -> tuple[Arm, Reason]:
+        """``decide`` when no share bound is set (bound onto the instance)."""
+        index, reason = self._choose(context)
+        return self._arms[index], reason
+
+    def _pull_unguarded(self, context: Any = None) -> Arm:
+        """``pull`` when no share bound is set; policies override it with a shorter path."""
+        return self._arms[self._choose(context)[0]]
 
     def update(self, arm: Arm, reward: float, context: Any = None) -> None:
         """Learn one reward for ``arm`` (with the request's context for contextual policies)."""

@@ -6,8 +6,11 @@ These live in one :class:`Counts` object: ``update`` adds to it, ``update_many``
 builds a new one with ``numpy.add.at`` (which adds element by element in order,
 so a batch gives bit-for-bit the sums sequential updates would), and
 ``load_state`` swaps in a fresh one. Each object also carries ``cache``, the
-pull side's derived data (the best arm, a block of Thompson draws), dropped
-whenever the statistics change, so pulls between updates cost next to nothing.
+pull side's derived data (the best arm, the Thompson posterior and its block of
+draws), rebuilt by the policy's ``_prepare`` whenever the statistics change:
+in place after ``update``, and on the new object *before* it is swapped in after
+``update_many`` and ``load_state``, so a concurrent pull never sees statistics
+without their cache. Pulls between updates then cost next to nothing.
 
 The state layout, shared by all three policies (a state saved by one loads into
 another over the same arms)::
@@ -68,6 +71,9 @@ class CountingPolicy(BasePolicy):
         size = len(self._arms)
         self._stats = Counts([0] * size, [0.0] * size, [0.0] * size)
 
+    def _prepare(self, stats: Counts) -> None:
+        """Set ``stats.cache`` from ``stats`` (subclasses; called on every change)."""
+
     def counts(self) -> dict[Arm, int]:
         """Rewards learned per arm."""
         return dict(zip(self._arms, self._stats.counts, strict=True))
@@ -82,9 +88,9 @@ class CountingPolicy(BasePolicy):
         stats.sums[index] += reward
         stats.sums_squares[index] += reward * reward
         stats.total += 1
-        stats.cache = None
         if stats.untried and stats.counts[index] == 1:
             stats.untried = [i for i in stats.untried if i != index]
+        self._prepare(stats)
 
     def _learn_many(self, indices: IndexArray, rewards: FloatArray, contexts: Any) -> None:
         if indices.size == 0:
@@ -96,7 +102,9 @@ class CountingPolicy(BasePolicy):
         np.add.at(counts, indices, 1)
         np.add.at(sums, indices, rewards)
         np.add.at(squares, indices, rewards * rewards)
-        self._stats = Counts(counts.tolist(), sums.tolist(), squares.tolist())
+        stats = Counts(counts.tolist(), sums.tolist(), squares.tolist())
+        self._prepare(stats)
+        self._stats = stats
 
     def _export(self) -> dict[str, Any]:
         stats = self._stats
@@ -127,7 +135,9 @@ class CountingPolicy(BasePolicy):
                     f"count {n:g} and sum of squares {square}"
                 )
             self._check_state_arm(arm, int(n), float(total))
-        self._stats = Counts([int(n) for n in counts], sums.tolist(), squares.tolist())
+        stats = Counts([int(n) for n in counts], sums.tolist(), squares.tolist())
+        self._prepare(stats)
+        self._stats = stats  # one reference swap: see _base's thread rule
 
     def _check_state_arm(self, arm: Arm, count: int, total: float) -> None:
         """Reject statistics this policy's model cannot have produced."""

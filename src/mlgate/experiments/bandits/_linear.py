@@ -31,7 +31,7 @@ vector of the encoder's length. The state layout adds to the counting policies':
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,13 +49,17 @@ from mlgate.experiments.bandits._context import ContextEncoder
 
 __all__ = ["LinUCB", "LinearPolicy", "LinearThompsonSampling"]
 
+_FLOAT = np.dtype(np.float64)
+_NORMAL_ROWS = 256
+
 
 class _Model:
-    """Every arm's regression, stacked so a pull scores all arms in two NumPy calls.
+    """Every arm's regression, stacked so a pull scores all arms in two small products.
 
-    ``theta`` and ``a_inv`` are views into one ``(k, d + 1, d)`` array (row 0 of each
-    arm's block is ``theta_a``, rows 1.. are ``A_a^-1``), so ``stacked @ x`` gives
-    every arm's ``x . theta_a`` and ``A_a^-1 x`` at once.
+    ``a_inv`` and ``theta`` are views into one ``(k, d + 1, d)`` array (rows 0..d-1
+    of each arm's block are ``A_a^-1``, row d is ``theta_a``), so ``flat @ x`` gives
+    every arm's ``A_a^-1 x`` and ``x . theta_a`` at once; one more product with
+    ``[[x, 0], [0, 1]]`` turns each block into ``(x' A_a^-1 x, x . theta_a)``.
     """
 
     __slots__ = ("a", "a_inv", "b", "counts", "flat", "stacked", "sums", "sums_squares", "theta")
@@ -65,9 +69,9 @@ class _Model:
         self.a = a  # (k, d, d)
         self.b = b  # (k, d)
         self.stacked = np.empty((k, d + 1, d))
-        self.flat = self.stacked.reshape(k * (d + 1), d)  # a view: a 2-D matmul is cheaper
-        self.theta = self.stacked[:, 0, :]
-        self.a_inv = self.stacked[:, 1:, :]
+        self.flat = self.stacked.reshape(k * (d + 1), d)  # a view: a 2-D product is cheaper
+        self.a_inv = self.stacked[:, :d, :]
+        self.theta = self.stacked[:, d, :]
         self.a_inv[...] = a_inv
         self.theta[...] = np.einsum("kij,kj->ki", a_inv, b)
         self.counts: list[int] = [0] * k
@@ -110,6 +114,11 @@ class LinearPolicy(BasePolicy):
         self._ridge = float(ridge)
         k, d = len(self._arms), self._encoder.dim
         self._shape = (d,)
+        # Pull-side scratch (pulls belong to one thread): [[x, 0], [0, 1]], see _Model.
+        self._probe = np.zeros((d + 1, 2))
+        self._probe[d, 1] = 1.0
+        self._probe_x = self._probe[:d, 0]
+        self._blocks = (k, d + 1)
         eye = np.broadcast_to(np.eye(d), (k, d, d))
         self._model = _Model(ridge * eye, np.zeros((k, d)), eye / ridge)
 
@@ -134,8 +143,8 @@ class LinearPolicy(BasePolicy):
         if (
             type(context) is np.ndarray
             and context.shape == self._shape
-            and context.dtype == np.float64
-            and math.isfinite(context @ context)  # NaN or inf anywhere makes this non-finite
+            and context.dtype is _FLOAT
+            and math.isfinite(context.dot(context))  # NaN or inf anywhere makes this non-finite
         ):
             return context
         if isinstance(context, Mapping):
@@ -171,25 +180,32 @@ class LinearPolicy(BasePolicy):
             )
         return np.vstack(rows) if rows else np.zeros((0, self._encoder.dim))
 
-    def _estimates(self, context: Any) -> tuple[list[float], list[float]]:
-        """Every arm's ``x . theta_a`` and ``sqrt(x' A_a^-1 x)`` for this context."""
-        x = self._vector(context)
-        model = self._model
-        projected = (model.flat @ x).reshape(len(model.counts), -1)  # (k, d + 1)
-        means: list[float] = projected[:, 0].tolist()
-        spreads: list[float] = (projected[:, 1:] @ x).tolist()
-        # max(., 0): rounding can leave a tiny negative quadratic form.
-        return means, [math.sqrt(s) if s > 0.0 else 0.0 for s in spreads]
+    def _estimates(self, context: Any) -> list[list[float]]:
+        """Every arm's ``[x' A_a^-1 x, x . theta_a]`` for this context.
 
-    def _pick(self, scores: list[float]) -> int:
-        top = max(scores)
-        best = scores.index(top)
-        if scores.count(top) > 1:
-            return self._rng.choice([i for i, s in enumerate(scores) if s == top])
-        return best
+        An encoded vector is taken as it is; :meth:`_choose` checks it is finite from
+        the scores (a NaN or inf in ``x`` makes every ``x' A_a^-1 x`` non-finite).
+        """
+        x = context
+        if not (type(x) is np.ndarray and x.shape == self._shape and x.dtype is _FLOAT):
+            x = self._vector(context)
+        self._probe_x[...] = x
+        rows: list[list[float]] = (
+            self._model.flat.dot(x).reshape(self._blocks).dot(self._probe).tolist()
+        )
+        return rows
 
     def _choose(self, context: Any) -> tuple[int, Reason]:
-        return self._pick(self._scores(context)), self._reason
+        scores = self._scores(context)
+        if not math.isfinite(sum(scores)):
+            # Raises for a vector holding NaN or inf (one whose scores merely
+            # overflow passes, as it would have before the shortcut).
+            self._vector(context)
+        top = max(scores)
+        best = scores.index(top)
+        if scores.count(top) > 1:  # exact ties (no reward yet): at random
+            best = self._rng.choice([i for i, s in enumerate(scores) if s == top])
+        return best, self._reason
 
     def _scores(self, context: Any) -> list[float]:
         raise NotImplementedError
@@ -292,18 +308,50 @@ class LinUCB(LinearPolicy):
     _reason: Reason = "ucb"
 
     def _scores(self, context: Any) -> list[float]:
-        means, widths = self._estimates(context)
-        alpha = self._alpha
-        return [m + alpha * w for m, w in zip(means, widths, strict=True)]
+        alpha, sqrt = self._alpha, math.sqrt
+        # q <= 0: rounding can leave a tiny negative quadratic form (width 0); q * 0.0
+        # keeps a NaN q (from a NaN context) NaN for _choose's check.
+        return [m + alpha * (sqrt(q) if q > 0.0 else q * 0.0) for q, m in self._estimates(context)]
 
 
 class LinearThompsonSampling(LinearPolicy):
-    """Linear Thompson sampling: the arm whose sampled payoff for this context is highest."""
+    """Linear Thompson sampling: the arm whose sampled payoff for this context is highest.
+
+    The standard normals are drawn ``_NORMAL_ROWS`` pulls at a time (they do not
+    depend on the statistics, so a block outlives updates; each is used once).
+    """
 
     _reason: Reason = "sample"
 
+    def __init__(
+        self,
+        arms: Sequence[Arm],
+        features: ContextEncoder | Sequence[str],
+        alpha: float = 1.0,
+        *,
+        ridge: float = 1.0,
+        seed: int | None = None,
+        min_share: float = 0.0,
+        max_share: float = 1.0,
+    ) -> None:
+        super().__init__(
+            arms, features, alpha, ridge=ridge, seed=seed, min_share=min_share, max_share=max_share
+        )
+        self._next_normals: Callable[[], list[float]] = iter(()).__next__
+
+    def _normals(self) -> list[float]:
+        """One standard normal per arm, never used before."""
+        try:
+            return self._next_normals()
+        except StopIteration:
+            rows = self._np_rng.standard_normal((_NORMAL_ROWS, len(self._arms))).tolist()
+            self._next_normals = iter(rows).__next__
+            return self._next_normals()
+
     def _scores(self, context: Any) -> list[float]:
-        means, widths = self._estimates(context)
-        alpha = self._alpha
-        noise = self._np_rng.standard_normal(len(means)).tolist()
-        return [m + alpha * w * z for m, w, z in zip(means, widths, noise, strict=True)]
+        alpha, sqrt = self._alpha, math.sqrt
+        estimates = self._estimates(context)
+        return [
+            m + alpha * (sqrt(q) if q > 0.0 else q * 0.0) * z
+            for (q, m), z in zip(estimates, self._normals(), strict=True)
+        ]

@@ -24,12 +24,21 @@ block after an update is as large as the number of pulls made between the two
 previous updates (at least 16, at most 512), and each block used up doubles the
 next: a policy updated after every pull pays one small NumPy call per pull, one
 updated in steady batches (as the server does) one call per batch.
+
+The posterior and its first block are computed when the statistics change
+(``update``, ``update_many``, ``load_state``), on the new statistics before they
+are swapped in; so in the server, where a learner thread hands over statistics
+with ``load_state``, the sampling runs on that thread and the event loop's pulls
+only read the next pick. A change of statistics discards any picks left from the
+old posterior, so every pull after an update samples the new one; picks are
+rows of independent draws, each used once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -46,16 +55,20 @@ _MAX_BLOCK = 512
 
 
 class _Draws:
-    """A block of precomputed picks for one version of the statistics."""
+    """The posterior of one version of the statistics and its current block of picks."""
 
-    __slots__ = ("at", "picks", "shape", "size", "used")
+    __slots__ = ("drawn", "next", "picks", "shape", "size")
 
     def __init__(self, shape: tuple[FloatArray, FloatArray, FloatArray]) -> None:
         self.shape = shape  # bernoulli: (alpha, beta, -); gaussian: (loc, scale, df)
-        self.picks: list[int] = []
-        self.at = 0
-        self.size = 0
-        self.used = 0  # pulls served from this posterior so far
+        self.picks: Iterator[int] = iter(())
+        self.next: Callable[[], int] = self.picks.__next__  # StopIteration: draw a block
+        self.drawn = 0  # picks drawn from this posterior so far
+        self.size = 0  # the last block's size (0: none drawn yet)
+
+    def used(self) -> int:
+        """Pulls served from this posterior so far."""
+        return self.drawn - operator.length_hint(self.picks)
 
 
 class ThompsonSampling(CountingPolicy):
@@ -90,16 +103,25 @@ class ThompsonSampling(CountingPolicy):
         self._prior = (float(prior_alpha), float(prior_beta), float(prior_sd))
         self._pace = _FIRST_BLOCK  # pulls between the last two updates, to size blocks
         self._last: _Draws | None = None
+        self._decisions: tuple[tuple[Arm, Reason], ...] = tuple(
+            (arm, "sample") for arm in self._arms
+        )
+        self._prepare(self._stats)
 
-    def pull(self, context: Any = None) -> Arm:
-        """The arm to play (``decide`` without the reason, on a shorter path)."""
-        draws = self._stats.cache
-        if draws is not None and self._guard is None and draws.at < len(draws.picks):
-            pick: int = draws.picks[draws.at]
-            draws.at += 1
-            draws.used += 1
-            return self._arms[pick]
-        return self.decide(context)[0]
+    def _pull_unguarded(self, context: Any = None) -> Arm:
+        draws: _Draws = self._stats.cache
+        try:
+            return self._arms[draws.next()]
+        except StopIteration:  # block used up (or an untried Gaussian arm)
+            return self._arms[self._choose(context)[0]]
+
+    def _decide_unguarded(self, context: Any = None) -> tuple[Arm, Reason]:
+        draws: _Draws = self._stats.cache
+        try:
+            return self._decisions[draws.next()]
+        except StopIteration:
+            index, reason = self._choose(context)
+            return self._arms[index], reason
 
     @property
     def likelihood(self) -> Likelihood:
@@ -109,24 +131,38 @@ class ThompsonSampling(CountingPolicy):
         stats = self._stats
         if stats.untried and self._likelihood == "gaussian":
             return self._rng.choice(stats.untried), "explore"
-        draws: _Draws | None = stats.cache
-        if draws is None:
-            if self._last is not None:
-                self._pace = min(max(self._last.used, _FIRST_BLOCK), _MAX_BLOCK)
-            draws = stats.cache = _Draws(self._posterior(stats))
+        draws: _Draws = stats.cache
+        try:
+            return draws.next(), "sample"
+        except StopIteration:  # the block is used up: the next one is twice as large
+            self._draw(draws, min(max(2 * draws.size, _FIRST_BLOCK), _MAX_BLOCK))
+            return draws.next(), "sample"
+
+    def _prepare(self, stats: Counts) -> None:
+        draws = _Draws(self._posterior(stats))
+        if not (stats.untried and self._likelihood == "gaussian"):
+            # The first block: as many picks as the last posterior served.
+            last = self._last
+            if last is not None:
+                self._pace = min(max(last.used(), _FIRST_BLOCK), _MAX_BLOCK)
             self._last = draws
-        if draws.at >= len(draws.picks):
-            draws.size = min(2 * draws.size, _MAX_BLOCK) if draws.size else self._pace
-            draws.picks = np.argmax(self._sample(draws, draws.size), axis=1).tolist()
-            draws.at = 0
-        pick: int = draws.picks[draws.at]
-        draws.at += 1
-        draws.used += 1
-        return pick, "sample"
+            self._draw(draws, self._pace)
+        stats.cache = draws
+
+    def _draw(self, draws: _Draws, size: int) -> None:
+        picks = iter(self._picks(draws.shape, size))
+        draws.picks, draws.next = picks, picks.__next__
+        draws.size = size
+        draws.drawn += size
+
+    def _picks(self, shape: tuple[FloatArray, FloatArray, FloatArray], size: int) -> list[int]:
+        """``size`` independent pulls: the argmax of each row of posterior draws."""
+        picks: list[int] = np.argmax(self._sample(shape, size), axis=1).tolist()
+        return picks
 
     def _scores(self, context: Any) -> list[float]:
         stats = self._stats
-        scores: list[float] = self._sample(_Draws(self._posterior(stats)), 1)[0].tolist()
+        scores: list[float] = self._sample(stats.cache.shape, 1)[0].tolist()
         if self._likelihood == "gaussian":
             for i in stats.untried:
                 scores[i] = math.inf
@@ -146,12 +182,12 @@ class ThompsonSampling(CountingPolicy):
         scale = np.sqrt((prior_sd * prior_sd + deviations) / ((seen + 1.0) * seen))
         return mean, scale, seen + 1.0
 
-    def _sample(self, draws: _Draws, size: int) -> FloatArray:
-        first, second, third = draws.shape
-        shape = (size, first.size)
+    def _sample(self, shape: tuple[FloatArray, FloatArray, FloatArray], size: int) -> FloatArray:
+        first, second, third = shape
+        rows = (size, first.size)
         if self._likelihood == "bernoulli":
-            return self._np_rng.beta(first, second, size=shape)
-        return first + second * self._np_rng.standard_t(third, size=shape)
+            return self._np_rng.beta(first, second, size=rows)
+        return first + second * self._np_rng.standard_t(third, size=rows)
 
     def _check_reward(self, value: float, arm: Arm) -> None:
         if self._likelihood == "bernoulli" and not 0.0 <= value <= 1.0:

@@ -12,7 +12,8 @@ smaller ``alpha`` explores less (MABWiser's ``LearningPolicy.UCB1(alpha)`` is th
 same formula). Ties go to the arm listed first.
 
 The bounds only change when a reward arrives, so the winning arm is computed
-once per change and cached; pulls in between are a lookup. (With batched
+once per change (in ``update``, ``update_many`` or ``load_state``) and cached;
+pulls in between are a lookup. (With batched
 updates UCB1 therefore plays one arm for a whole batch, as it would in any
 library; ``min_share`` keeps the others in play if that matters.)
 """
@@ -46,6 +47,7 @@ class UCB1(CountingPolicy):
             raise ExperimentInputError(f"alpha must be a finite number >= 0, found {alpha!r}")
         super().__init__(arms, seed=seed, min_share=min_share, max_share=max_share)
         self._alpha = float(alpha)
+        self._decisions: tuple[tuple[Arm, Reason], ...] = tuple((arm, "ucb") for arm in self._arms)
 
     @property
     def alpha(self) -> float:
@@ -55,22 +57,32 @@ class UCB1(CountingPolicy):
         """Each arm's current upper confidence bound (inf for an untried arm)."""
         return dict(zip(self._arms, _bounds(self._stats, self._alpha), strict=True))
 
-    def pull(self, context: Any = None) -> Arm:
-        """The arm to play (``decide`` without the reason, on a shorter path)."""
-        best: int | None = self._stats.cache
-        if best is not None and self._guard is None:
-            return self._arms[best]
-        return self.decide(context)[0]
+    def _pull_unguarded(self, context: Any = None) -> Arm:
+        best: tuple[Arm, Reason] | None = self._stats.cache
+        if best is None:  # an arm is untried
+            return self._arms[self._choose(context)[0]]
+        return best[0]
+
+    def _decide_unguarded(self, context: Any = None) -> tuple[Arm, Reason]:
+        best: tuple[Arm, Reason] | None = self._stats.cache
+        if best is None:
+            index, reason = self._choose(context)
+            return self._arms[index], reason
+        return best
 
     def _choose(self, context: Any) -> tuple[int, Reason]:
         stats = self._stats
-        if stats.untried:
-            return self._rng.choice(stats.untried), "explore"
-        best = stats.cache
+        best: tuple[Arm, Reason] | None = stats.cache
         if best is None:
+            return self._rng.choice(stats.untried), "explore"
+        return self._index[best[0]], "ucb"
+
+    def _prepare(self, stats: Counts) -> None:
+        if stats.untried:
+            stats.cache = None
+        else:
             bounds = _bounds(stats, self._alpha)
-            best = stats.cache = max(range(len(bounds)), key=bounds.__getitem__)
-        return best, "ucb"
+            stats.cache = self._decisions[max(range(len(bounds)), key=bounds.__getitem__)]
 
     def _scores(self, context: Any) -> list[float]:
         return _bounds(self._stats, self._alpha)
