@@ -88,6 +88,15 @@ def test_bad_documents_give_one_clear_line(cli: Cli, tmp_path: Path) -> None:
             {**DOCUMENT, "variants": {"control": {"n": -3, "sum": 1, "sum_squares": 1}}}
         ),
         "weights.json": json.dumps({**DOCUMENT, "weights": {"control": 0.7, "treatment": 0.7}}),
+        "huge.json": json.dumps(
+            {**DOCUMENT, "variants": {**DOCUMENT["variants"], "control": {"n": 10**400}}}
+        ),
+        "many.json": json.dumps(
+            {
+                **{k: v for k, v in DOCUMENT.items() if k != "weights"},
+                "variants": {f"v{i}": {"n": 10, "sum": 1, "sum_squares": 1} for i in range(25)},
+            }
+        ),
     }
     for name, text in cases.items():
         path = tmp_path / name
@@ -95,6 +104,8 @@ def test_bad_documents_give_one_clear_line(cli: Cli, tmp_path: Path) -> None:
             path.write_text(text, encoding="utf-8")
         result = cli("experiment", "analyze", path, "--json")
         assert result.code == 1, (name, result.stdout)
+        if name == "many.json":
+            assert "at most 20" in result.stderr
         assert result.stderr.startswith("error:") and "Traceback" not in result.stderr, name
 
 

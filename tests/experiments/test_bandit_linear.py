@@ -39,7 +39,8 @@ def test_encoding_layout() -> None:
     [
         ({"spend": 1, "country": "fr"}, "'age' is missing; send a number"),
         ({"age": None, "spend": 1, "country": "fr"}, "'age' is missing"),
-        ({"age": "31", "spend": 1, "country": "fr"}, "'age' must be a number, found '31'"),
+        ({"age": "31y", "spend": 1, "country": "fr"}, "'age' must be a number, found '31y'"),
+        ({"age": 1e7, "spend": 1, "country": "fr"}, "'age' must be a finite number of magnitude"),
         ({"age": math.nan, "spend": 1, "country": "fr"}, "'age' must be a finite number"),
         ({"age": 1, "spend": math.inf, "country": "fr"}, "'spend' must be a finite"),
         ({"age": 1, "spend": 1}, r"'country' is missing; send one of \['fr', 'us', 3\]"),

@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -16,8 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mlgate.errors import InvalidRequestError
-from mlgate.experiments.bandits import UCB1, ThompsonSampling
-from mlgate.serving.bandit_feed import BanditFeed
 from mlgate.serving.feedback import (
     FeedbackItem,
     labelled_predictions,
@@ -349,72 +347,6 @@ def test_feedback_is_stored_with_the_clock_time(workspace: Workspace) -> None:
         record_feedback(workspace.store, "", items[:1], _clock)
 
 
-def test_bandit_feed_folds_rewards_of_served_non_shadow_predictions(
-    workspace: Workspace,
-) -> None:
-    _log(
-        workspace,
-        [
-            _record("r1", version="1"),
-            _record("r1", version="2", shadow=True),  # the client never saw version 2's answer
-            _record("r2", version="2"),
-            _record("r2", version="2"),  # logged twice (a retried batch): counts once
-            _record("r3", version="1", shadow=True),
-            _record("r4", version="1", status="error"),
-            _record("r5", version="2", status="fallback"),
-            _record("r6", version="3"),  # a version that is no arm (a fallback's)
-            _record("r1", version="1", endpoint="other"),
-        ],
-    )
-    record_feedback(
-        workspace.store,
-        "iris",
-        [
-            FeedbackItem("r1", reward=1.0),
-            FeedbackItem("r1", reward=0.5),
-            FeedbackItem("r2", reward=2.0),
-            FeedbackItem("r2", label="cat"),
-            FeedbackItem("r3", reward=7.0),
-            FeedbackItem("r4", reward=5.0),
-            FeedbackItem("r5", reward=3.0),
-            FeedbackItem("r6", reward=4.0),
-            FeedbackItem("later", reward=9.0),  # its prediction row is not written yet
-        ],
-        _clock,
-    )
-    record_feedback(workspace.store, "other", [FeedbackItem("r1", reward=100.0)], _clock)
-    now = [_clock()]
-    feed = BanditFeed(
-        workspace.store,
-        "iris",
-        UCB1([1, 2], seed=0),
-        {"1": 1, "2": 2},
-        dimension=None,
-        clock=lambda: now[0],
-    )
-    state = feed.fold()
-    assert state is not None
-    assert dict(zip(state["arms"], state["counts"], strict=True)) == {1: 2, 2: 2}
-    assert dict(zip(state["arms"], state["sums"], strict=True)) == {1: 1.5, 2: 5.0}
-    stopped_at = feed.watermark
-    assert feed.fold() is None and feed.watermark == stopped_at, "waits for the late row"
-
-    _log(workspace, [_record("later", version="2")])  # the writer catches up
-    state = feed.fold()
-    assert state is not None
-    assert dict(zip(state["arms"], state["counts"], strict=True)) == {1: 2, 2: 3}
-    assert feed.folded == 5
-
-    record_feedback(workspace.store, "iris", [FeedbackItem("never", reward=1.0)], _clock)
-    assert feed.fold() is None
-    now[0] = _clock() + timedelta(seconds=31)  # past the grace period: given up
-    assert feed.fold() is None and feed.watermark > stopped_at
-    record_feedback(workspace.store, "iris", [FeedbackItem("r1", reward=1.0)], _clock)
-    state = feed.fold()
-    assert state is not None, "rows after a given-up one still fold"
-    assert dict(zip(state["arms"], state["counts"], strict=True)) == {1: 3, 2: 3}
-
-
 def test_labelled_predictions_take_the_latest_label(workspace: Workspace) -> None:
     _log(
         workspace,
@@ -447,25 +379,3 @@ def test_labelled_predictions_take_the_latest_label(workspace: Workspace) -> Non
     newest = labelled_predictions(workspace.store, "iris", limit=2)
     assert [r["request_id"] for r in newest] == ["r1", "r3"]
     assert newest[0]["shadow"] is True
-
-
-def test_a_reward_the_policy_refuses_costs_only_itself(workspace: Workspace) -> None:
-    _log(workspace, [_record(f"q{i}", version=str(1 + i % 2)) for i in range(6)])
-    rewards = [1.0, 0.0, 5.0, 1.0, 0.0, 1.0]  # 5.0 is no Bernoulli reward
-    record_feedback(
-        workspace.store,
-        "iris",
-        [FeedbackItem(f"q{i}", reward=r) for i, r in enumerate(rewards)],
-        _clock,
-    )
-    feed = BanditFeed(
-        workspace.store,
-        "iris",
-        ThompsonSampling([1, 2], "bernoulli", seed=0),
-        {"1": 1, "2": 2},
-        dimension=None,
-        clock=_clock,
-    )
-    state = feed.fold()
-    assert state is not None and (feed.folded, feed.refused) == (5, 1)
-    assert dict(zip(state["arms"], state["sums"], strict=True)) == {1: 1.0, 2: 2.0}

@@ -15,7 +15,7 @@ from scipy import stats
 
 from mlgate.errors import ExperimentInputError, InvalidRequestError
 from mlgate.experiments.bandits import UCB1, EpsilonGreedy, LinUCB, ThompsonSampling
-from mlgate.serving.router import RoutePlan, Router, Target
+from mlgate.serving.router import RoutePlan, Router, Target, routed_target
 from mlgate.serving.spec import EndpointSpec, endpoint_from_json
 
 
@@ -221,8 +221,9 @@ def test_router_bandit_is_seeded_from_the_spec() -> None:
     assert isinstance(a.bandit, EpsilonGreedy)
     a.bandit.update_many([1] * 5 + [2] * 5, np.array([0.2] * 5 + [0.8] * 5))
     plans = [a.route({}, None) for _ in range(2_000)]
-    assert {p.reason for p in plans} == {"bandit:explore", "bandit:exploit"}
-    assert {p.targets for p in plans if p.reason == "bandit:exploit"} == {(2,)}
+    assert {p.reason.split("→")[0] for p in plans} == {"bandit:explore", "bandit:exploit"}
+    assert {p.targets for p in plans if p.reason.startswith("bandit:exploit")} == {(2,)}
+    assert all(routed_target(p.reason) == str(p.targets[0]) for p in plans)
 
 
 @pytest.mark.parametrize(
@@ -263,3 +264,20 @@ def test_an_injected_bandit_policy_is_used() -> None:
     assert r.bandit is policy
     policy.update_many([1, 2, 2], np.array([0.0, 1.0, 1.0]))
     assert r.route({"x": 1}, None).targets == (2,)
+
+
+@pytest.mark.parametrize(
+    ("route", "target"),
+    [
+        ("split:weighted→2", "2"),
+        ("split:sticky user_id bucket→champion:fallback", "champion"),
+        ("bandit:exploit→1:default", "1"),
+        ("bandit:ucb→3", "3"),
+        ("pinned:2", None),
+        ("rule#0", None),
+        ("target", None),
+        ("split:broken", None),
+    ],
+)
+def test_routed_target_reads_the_choice_back(route: str, target: str | None) -> None:
+    assert routed_target(route) == target

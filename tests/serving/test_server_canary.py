@@ -155,6 +155,17 @@ def test_canary_refusals_are_clear(iris: Server) -> None:
         headers=iris.auth("deployer"),
     )
     assert_error(bad, 400, "steps")
+    for body in (
+        {"candidate": {"version": 2}},
+        {"candidate": True},
+        {"candidate": 2.5},
+        {"candidate": 2, "baseline": [1]},
+        {"candidate": 2, "promote_alias": 5},
+    ):
+        wrong = iris.client.post(
+            "/v2/admin/canaries/iris-ep", json=body, headers=iris.auth("deployer")
+        )
+        assert_error(wrong, 400)
     no_token = iris.client.post("/v2/admin/canaries/iris-ep", json={"candidate": 2})
     assert no_token.status_code == 401
     none_yet = iris.client.get("/v2/admin/canaries/iris-ep", headers=iris.auth("viewer"))

@@ -3,6 +3,7 @@ feedback, builds the analysis document, and answers with the same analysis the C
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -31,6 +32,12 @@ def iris(serve: Serve, workspace: Workspace) -> Server:
 
 
 def test_a_live_split_is_analysed_from_its_log_and_feedback(iris: Server) -> None:
+    # Traffic before the split, and pinned calls during it, were not randomised.
+    iris.deploy({"name": "ab", "model": "iris", "route": 1})
+    for i in range(20):
+        assert iris.infer("ab", ROW, request_id=f"before-{i}").status_code == 200
+    iris.predictions("ab", 20)
+    time.sleep(0.01)  # the split's revision is deployed strictly after those rows
     iris.deploy(
         {
             "name": "ab",
@@ -52,7 +59,10 @@ def test_a_live_split_is_analysed_from_its_log_and_feedback(iris: Server) -> Non
         assert response.status_code == 200, response.text
         served[rid] = response.headers["x-mlgate-version"]
         users[f"{user}:{served[rid]}"] += 1
-    iris.predictions("ab", len(served))
+    for i in range(10):
+        pinned = iris.infer("ab", ROW, version=2, request_id=f"pinned-{i}")
+        assert pinned.status_code == 200
+    iris.predictions("ab", 20 + len(served) + 10)
     # Version 2 converts every second request, version 1 every fifth.
     feedback = [
         {"request_id": rid, "reward": float(int(rid[3:]) % (2 if v == "2" else 5) == 0)}
@@ -69,6 +79,13 @@ def test_a_live_split_is_analysed_from_its_log_and_feedback(iris: Server) -> Non
     assert response.status_code == 200, response.text
     body = response.json()
     document, analysis = body["document"], body["analysis"]
+    # The window starts at the split's deploy; even without it, only routed rows count.
+    everything = iris.client.get(
+        "/v2/admin/experiments/ab",
+        params={"since": "2000-01-01T00:00:00Z", "kind": "proportion"},
+        headers=iris.auth("viewer"),
+    ).json()["document"]
+    assert everything["variants"] == document["variants"]
     assert body["versions"] == {"1": "1", "2": "2"}
     requests = Counter(served.values())
     assert {k: v["n"] for k, v in document["variants"].items()} == dict(requests)
@@ -110,7 +127,7 @@ def test_analysis_refusals_are_clear(iris: Server) -> None:
         iris.client.get("/v2/admin/experiments/single", headers=viewer), 400, "not by an experiment"
     )
     assert_error(
-        iris.client.get("/v2/admin/experiments/nope", headers=viewer), 400, "no endpoint named"
+        iris.client.get("/v2/admin/experiments/nope", headers=viewer), 404, "no endpoint named"
     )
     assert_error(
         iris.client.get("/v2/admin/experiments/single?method=peeking", headers=viewer),

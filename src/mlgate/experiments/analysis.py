@@ -51,6 +51,9 @@ from mlgate.experiments.stats._summaries import check_number
 
 __all__ = ["Analysis", "analyze", "analyze_document", "parse_variants"]
 
+# An analysis costs work per variant (Bayesian draws): bound what one request may ask.
+MAX_VARIANTS = 20
+MAX_GUARDRAILS = 20
 _TOP = {
     "kind", "difference", "method", "alpha", "weights", "variants", "guardrails",
     "srm_threshold", "mixing_sd", "seed", "units", "allocation",
@@ -188,6 +191,11 @@ def analyze_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     srm_threshold = check_number("srm_threshold", d.get("srm_threshold", DEFAULT_SRM_THRESHOLD))
     mixing_sd = check_number("mixing_sd", d.get("mixing_sd", DEFAULT_MIXING_SD))
     seed = d.get("seed", 0)
+    for key, limit in (("variants", MAX_VARIANTS), ("guardrails", MAX_GUARDRAILS)):
+        if isinstance(d.get(key), Mapping) and len(d[key]) > limit:
+            raise ExperimentInputError(
+                f"{key} has {len(d[key])} entries; analyse at most {limit} per document"
+            )
     variants, covariates = parse_variants("variants", kind, d["variants"])
     weights = None
     if "weights" in d:

@@ -5,27 +5,29 @@ the very document ``mlgate experiment analyze FILE`` reads, from sums the databa
 computes (one grouped query, no rows shipped), so there is one analysis path to trust.
 
 Per variant (a split's variant or a bandit's arm, in spec order; the first is the
-control) the metric is the feedback reward of served, non-shadow predictions: for
-``proportion`` every served request counts and a request without a reward counts as
-0 (a conversion that did not happen); for ``mean`` only rewarded requests count.
-Sample-ratio checks count units (the sticky key's values) when the split is sticky,
-because a sticky split assigns users, not requests. Latency is a guardrail (harm:
-increase, 10% tolerance), so a variant that wins on reward by being slow is flagged.
+control) the metric is the feedback reward of the requests the experiment assigned to
+it, since the current revision was deployed unless told otherwise: for ``proportion``
+every assigned request counts (failures too: intent to treat) and one without a reward
+counts as 0 (a conversion that did not happen); for ``mean`` only rewarded requests
+count. Sample-ratio checks count units (the sticky key's values; a request without one
+is a unit of its own) when the split is sticky, because a sticky split assigns users,
+not requests. Latency is a guardrail (harm: increase, 10% tolerance), so a variant that
+wins on reward by being slow is flagged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from mlgate.errors import ExperimentInputError
+from mlgate.errors import EndpointNotFoundError, ExperimentInputError
 from mlgate.experiments.analysis import analyze_document
 from mlgate.ledger.events import format_time
 from mlgate.serving.endpoints import EndpointStore
+from mlgate.serving.router import ARROW
 from mlgate.serving.spec import EndpointSpec
 from mlgate.store.engine import Store
 from mlgate.store.schema import feedback, prediction_log
@@ -33,7 +35,8 @@ from mlgate.workspace import Workspace
 
 __all__ = ["VariantTotals", "analyze_endpoint", "live_document", "parse_since", "variant_totals"]
 
-_SERVED = ("ok", "fallback")
+# Every status of a request a variant was assigned: its failures are its own.
+_RANDOMISED_STATUSES = ("ok", "fallback", "error", "circuit_open")
 LATENCY_TOLERANCE = 0.10
 
 
@@ -64,35 +67,58 @@ def parse_since(text: str) -> str:
 
 
 def variant_totals(
-    store: Store, endpoint: str, versions: tuple[str, ...], *, since: str | None = None
+    store: Store, endpoint: str, targets: tuple[str, ...], *, since: str | None = None
 ) -> dict[str, VariantTotals]:
-    """Totals per logged version (its number as text) since ``since`` (RFC 3339)."""
-    latest = (
-        sa.select(feedback.c.request_id, sa.func.max(feedback.c.id).label("id"))
+    """Totals per target (as text) over the requests the experiment routed since ``since``.
+
+    Rows are attributed by the target the split or bandit *chose*, read from the logged
+    route (``...→<target>``), not by the version that answered: a variant whose request
+    a fallback answered still owns that request (intent to treat). Pinned calls, shadows
+    and rows of other policies were not randomised and are left out; so are sheds, which
+    never reached a variant. A request's first reward counts, as the bandits count it.
+    """
+    first = (
+        sa.select(feedback.c.request_id, sa.func.min(feedback.c.id).label("id"))
         .where(feedback.c.endpoint == endpoint, feedback.c.reward.is_not(None))
         .group_by(feedback.c.request_id)
         .subquery()
     )
     rewards = (
         sa.select(feedback.c.request_id, feedback.c.reward)
-        .join(latest, feedback.c.id == latest.c.id)
+        .join(first, feedback.c.id == first.c.id)
         .subquery()
     )
+    route = prediction_log.c.route
+    target = sa.case(
+        *[
+            (
+                sa.or_(
+                    route.like(f"%{ARROW}{_escaped(t)}", escape="\\"),
+                    route.like(f"%{ARROW}{_escaped(t)}:%", escape="\\"),
+                ),
+                t,
+            )
+            for t in targets
+        ],
+        else_=None,
+    ).label("target")
     conditions = [
         prediction_log.c.endpoint == endpoint,
         prediction_log.c.shadow == sa.false(),
-        prediction_log.c.status.in_(_SERVED),
-        prediction_log.c.version.in_(versions),
+        prediction_log.c.status.in_(_RANDOMISED_STATUSES),
+        sa.or_(route.like("split:%"), route.like("bandit:%")),
     ]
     if since is not None:
         conditions.append(prediction_log.c.created_at >= since)
     reward = rewards.c.reward
     latency = prediction_log.c.latency_ms
-    query = (
+    unit = prediction_log.c.unit
+    rows_by_target = (
         sa.select(
-            prediction_log.c.version,
+            target,
             sa.func.count(),
-            sa.func.count(sa.distinct(prediction_log.c.unit)),
+            # A row without a unit (no sticky key sent) is a unit of its own.
+            sa.func.count(sa.distinct(unit)) + sa.func.sum(sa.case((unit.is_(None), 1), else_=0)),
             sa.func.count(reward),
             sa.func.coalesce(sa.func.sum(reward), 0.0),
             sa.func.coalesce(sa.func.sum(reward * reward), 0.0),
@@ -104,10 +130,10 @@ def variant_totals(
         .select_from(prediction_log)
         .outerjoin(rewards, rewards.c.request_id == prediction_log.c.request_id)
         .where(*conditions)
-        .group_by(prediction_log.c.version)
+        .group_by(target)
     )
     with store.read() as conn:
-        rows = list(conn.execute(query))
+        rows = list(conn.execute(rows_by_target))
     return {
         str(row[0]): VariantTotals(
             requests=int(row[1]),
@@ -121,13 +147,18 @@ def variant_totals(
             latency_sum_squares=float(row[9]),
         )
         for row in rows
+        if row[0] is not None
     }
+
+
+def _escaped(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (``_`` and ``%`` are wildcards there)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def live_document(
     store: Store,
     spec: EndpointSpec,
-    version_of: Mapping[str, str],
     *,
     kind: Literal["mean", "proportion"] = "proportion",
     difference: Literal["relative", "absolute"] = "relative",
@@ -137,9 +168,8 @@ def live_document(
 ) -> dict[str, Any]:
     """The analysis document of ``spec``'s running experiment.
 
-    ``version_of`` maps each target as text ("2", "champion") to the version number
-    (as text) it resolves to now. Raises ExperimentInputError when the endpoint runs
-    no experiment, or when its rewards cannot be analysed as ``kind``.
+    Raises ExperimentInputError when the endpoint runs no experiment, or when its
+    rewards cannot be analysed as ``kind``.
     """
     route = spec.route
     arms: list[tuple[str, float | None]]
@@ -155,24 +185,14 @@ def live_document(
             f"endpoint {spec.name!r} routes by {route.kind}, not by an experiment; deploy a "
             "split (or a bandit) over the versions to compare, then analyse it"
         )
-    missing = [target for target, _ in arms if target not in version_of]
-    if missing:
-        raise ExperimentInputError(
-            f"targets {missing} of endpoint {spec.name!r} resolve to no version; fix the spec"
-        )
-    versions = tuple(version_of[target] for target, _ in arms)
-    if len(set(versions)) != len(versions):
-        raise ExperimentInputError(
-            f"two variants of endpoint {spec.name!r} resolve to the same version {versions}: "
-            "there is nothing to compare"
-        )
-    totals = variant_totals(store, spec.name, versions, since=since)
+    targets = tuple(target for target, _ in arms)
+    totals = variant_totals(store, spec.name, targets, since=since)
     empty = VariantTotals(0, 0, 0, 0.0, 0.0, None, None, 0.0, 0.0)
     variants: dict[str, dict[str, float]] = {}
     latency: dict[str, dict[str, float]] = {}
     units: dict[str, int] = {}
     for target, _ in arms:
-        found = totals.get(version_of[target], empty)
+        found = totals.get(target, empty)
         variants[target] = _metric(spec.name, target, found, kind)
         latency[target] = {
             "n": found.requests,
@@ -233,12 +253,14 @@ def analyze_endpoint(
     """Analyse ``endpoint``'s running experiment: ``{"endpoint", "document", "analysis"}``.
 
     Sequential is the default method because a live experiment is looked at again and
-    again; only its always-valid p-values stay honest under that.
+    again; only its always-valid p-values stay honest under that. Without ``since`` the
+    window starts at the current revision's deploy: the weights being checked are that
+    revision's, and traffic before it was split differently (or not at all).
     """
     endpoints = EndpointStore(workspace.store, workspace.registry, workspace.log, workspace.clock)
     deployed = endpoints.get(endpoint)
     if deployed is None:
-        raise ExperimentInputError(
+        raise EndpointNotFoundError(
             f"no endpoint named {endpoint!r} is deployed; an experiment is a deployed split "
             "or bandit (see `mlgate endpoints list`)"
         )
@@ -246,16 +268,16 @@ def analyze_endpoint(
     document = live_document(
         workspace.store,
         deployed.spec,
-        resolved,
         kind=kind,
         difference=difference,
         method=method,
         alpha=alpha,
-        since=since,
+        since=deployed.updated_at if since is None else since,
     )
     return {
         "endpoint": endpoint,
         "revision": deployed.revision,
+        "since": deployed.updated_at if since is None else since,
         "versions": {target: resolved[target] for target in document["variants"]},
         "document": document,
         "analysis": analyze_document(document),

@@ -61,7 +61,8 @@ def install_experiment_routes(
         async def work() -> Response:
             require(request, "viewer")
             document = _json_object(await read_body(request), "the analysis document")
-            return respond(analyze_document(document))
+            # CPU-bound (Bayesian draws): off the event loop, so inference keeps flowing.
+            return respond(await asyncio.to_thread(analyze_document, document))
 
         return await guard(work)
 
@@ -98,6 +99,8 @@ def install_experiment_routes(
                     'say which version to roll out: {"candidate": 3, "steps": [5, 25, 50, 100], '
                     '"interval_s": 300, ...}'
                 )
+            for key in _START_FIELDS & set(body):
+                _check_target(key, body[key], optional=key == "baseline")
             try:
                 config = CanaryConfig.from_json(
                     {k: v for k, v in body.items() if k not in _START_FIELDS}
@@ -143,6 +146,18 @@ def _install_action(
     app.post(f"/v2/admin/canaries/{{name}}/{action}", tags=["canaries"], name=f"{action}_canary")(
         act
     )
+
+
+def _check_target(key: str, value: Any, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    valid = (isinstance(value, int) and not isinstance(value, bool) and value >= 1) or (
+        isinstance(value, str) and 0 < len(value) <= 64
+    )
+    if not valid:
+        raise ExperimentInputError(
+            f"{key} must be a version number (1, 2, ...) or an alias name, got {value!r:.80}"
+        )
 
 
 def _analysis_options(query: Mapping[str, str]) -> dict[str, Any]:

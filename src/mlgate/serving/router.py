@@ -39,11 +39,15 @@ from mlgate.experiments.bandits import (
 )
 from mlgate.serving.spec import BanditRoute, EndpointSpec
 
-__all__ = ["RoutePlan", "Router", "Target", "build_bandit"]
+__all__ = ["ARROW", "RoutePlan", "Router", "Target", "build_bandit", "routed_target"]
 
 Target = int | str
 Mode = Literal["single", "ensemble", "cascade"]
 _UNIFORM_BITS = 53  # exactly representable in a float, so u lies strictly inside (0, 1)
+# A split's or a bandit's route reason ends with ARROW and the target it chose (then
+# ":fallback" or ":default" if another answered): experiments attribute rows by it.
+ARROW = "→"
+_RANDOMISED = ("split:", "bandit:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +165,15 @@ class Router:
         for _, weight in weights:
             cumulative.append((cumulative[-1] if cumulative else 0.0) + weight)
         total, last = cumulative[-1], len(weights) - 1
-        weighted = [self._plan("single", (t,), f"split:weighted→{t}") for t, _ in weights]
-        unkeyed = [self._plan("single", (t,), f"split:weighted (no {key})→{t}") for t, _ in weights]
+        weighted = [self._plan("single", (t,), f"split:weighted{ARROW}{t}") for t, _ in weights]
+        unkeyed = [
+            self._plan("single", (t,), f"split:weighted (no {key}){ARROW}{t}") for t, _ in weights
+        ]
         sticky = [
             (
                 f"{target}",
                 weight,
-                self._plan("single", (target,), f"split:sticky {key} bucket→{target}"),
+                self._plan("single", (target,), f"split:sticky {key} bucket{ARROW}{target}"),
             )
             for target, weight in weights
         ]
@@ -191,7 +197,7 @@ class Router:
         policy = bandit or build_bandit(route, seed=seed)
         self._bandit = policy
         plans = {
-            (arm, reason): self._plan("single", (arm,), f"bandit:{reason}")
+            (arm, reason): self._plan("single", (arm,), f"bandit:{reason}{ARROW}{arm}")
             for arm in route.arms
             for reason in REASONS
         }
@@ -205,7 +211,8 @@ class Router:
             vector = encode(attributes)  # a missing attribute: ExperimentInputError, a 400
             arm, reason = decide(vector)
             context = tuple(vector.tolist())
-            return RoutePlan("single", (arm,), (), fallbacks, f"bandit:{reason}", context)
+            reason_text = f"bandit:{reason}{ARROW}{arm}"
+            return RoutePlan("single", (arm,), (), fallbacks, reason_text, context)
 
         return by_context
 
@@ -227,6 +234,13 @@ def build_bandit(route: BanditRoute, *, seed: int | None) -> Policy:
     return LinearThompsonSampling(
         arms, encoder, route.alpha, seed=seed, min_share=low, max_share=high
     )
+
+
+def routed_target(route: str) -> str | None:
+    """The target a split or bandit chose, as text, from a logged route; else None."""
+    if not route.startswith(_RANDOMISED) or ARROW not in route:
+        return None
+    return route.rsplit(ARROW, 1)[1].split(":", 1)[0]
 
 
 def _uniform(endpoint: str, key: str, target: str) -> float:

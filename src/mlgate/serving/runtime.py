@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -31,6 +32,7 @@ from mlgate.errors import (
     ModelFailedError,
     OverloadedError,
 )
+from mlgate.experiments.bandits import Policy
 from mlgate.experiments.canary import CanaryController
 from mlgate.registry.records import ModelVersion
 from mlgate.registry.signature import Signature
@@ -40,7 +42,7 @@ from mlgate.serving.batcher import AdaptiveBatcher, BatchingConfig, BatchStats
 from mlgate.serving.endpoints import EndpointStore
 from mlgate.serving.resilience import CircuitBreaker
 from mlgate.serving.router import Router, Target, build_bandit
-from mlgate.serving.spec import EndpointSpec, default_endpoint, targets_of
+from mlgate.serving.spec import BanditRoute, EndpointSpec, default_endpoint, targets_of
 from mlgate.store.schema import aliases
 from mlgate.workspace import Workspace
 
@@ -183,7 +185,10 @@ class ServingState:
     # Every process drives canaries; the controller's optimistic updates make one win.
     canary_tick_s: float = 1.0
     _canaries: CanaryController | None = None
-    _last_canary_tick: float = 0.0
+    _canary_driver: asyncio.Task[None] | None = None
+    # Bandit routes by endpoint: (route, live policy, feed), kept across snapshots.
+    _bandits: dict[str, tuple[BanditRoute, Policy, BanditFeed]] = field(default_factory=dict)
+    _bandits_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -202,6 +207,10 @@ class ServingState:
             self._rng.seed(self.seed)
         self._install(await self._in_thread(self.build_snapshot))
         self._poller = asyncio.create_task(self._poll(), name="mlgate-snapshot-poller")
+        if self.canary_tick_s > 0:
+            self._canary_driver = asyncio.create_task(
+                self._drive_canaries(), name="mlgate-canary-driver"
+            )
 
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         """Run blocking store work in a thread that ``close`` waits for.
@@ -216,10 +225,11 @@ class ServingState:
         return await asyncio.shield(future)
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        for task in (self._poller, self._canary_driver):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         for runner in self._runners.values():
@@ -282,13 +292,15 @@ class ServingState:
                     await self._in_thread(self._refresh_bandits, current)
             except Exception:  # a database hiccup must not stop serving the last snapshot
                 logger.exception("refreshing the serving snapshot failed; keeping the last one")
-            now = time.monotonic()
-            if self.canary_tick_s > 0 and now - self._last_canary_tick >= self.canary_tick_s:
-                self._last_canary_tick = now
-                try:
-                    await self._in_thread(self._tick_canaries)
-                except Exception:  # a canary's trouble must not stop serving either
-                    logger.exception("driving canaries failed; will retry at the next poll")
+
+    async def _drive_canaries(self) -> None:
+        """Its own task, so a slow judgement never delays snapshots or bandit folds."""
+        while True:
+            await asyncio.sleep(self.canary_tick_s)
+            try:
+                await self._in_thread(self._tick_canaries)
+            except Exception:  # a canary's trouble must not stop serving
+                logger.exception("driving canaries failed; will retry at the next tick")
 
     def _tick_canaries(self) -> None:
         """Judge, step, promote or roll back every canary that is due (blocking)."""
@@ -337,14 +349,9 @@ class ServingState:
         ):
             version = self.workspace.registry.get(spec.model, target)
             runners[str(target)] = self._runner(version, batching, spec)
-        router = Router(spec, rng=random.Random(self._rng.random()))
-        return EndpointView(
-            spec=spec,
-            router=router,
-            runners=runners,
-            revision=revision,
-            feed=self._feed(spec, runners),
-        )
+        policy, feed = self._bandit(spec)
+        router = Router(spec, rng=random.Random(self._rng.random()), bandit=policy)
+        return EndpointView(spec=spec, router=router, runners=runners, revision=revision, feed=feed)
 
     def _runner(
         self, version: ModelVersion, batching: BatchingConfig, spec: EndpointSpec
@@ -383,27 +390,47 @@ class ServingState:
         return runner
 
     def _refresh_bandits(self, snapshot: Snapshot) -> None:
-        """Fold new feedback into each bandit (blocking): see :mod:`.bandit_feed`."""
-        for view in snapshot.endpoints.values():
+        """Fold new feedback into each bandit (blocking): see :mod:`.bandit_feed`.
+
+        One endpoint's trouble (a database error, a state its policy refuses) is logged
+        and leaves its bandit as it was; it never stops the others or the snapshot.
+        """
+        for name, view in snapshot.endpoints.items():
             bandit, feed = view.router.bandit, view.feed
             if bandit is None or feed is None:
                 continue
-            learned = feed.fold()
-            if learned is not None:
-                bandit.load_state(learned)  # one reference swap: safe beside the loop's pulls
+            try:
+                learned = feed.fold()
+                if learned is not None:
+                    bandit.load_state(learned)  # one reference swap: safe beside the pulls
+            except Exception:
+                logger.exception("teaching the bandit of %r failed; it keeps its state", name)
 
-    def _feed(self, spec: EndpointSpec, runners: Mapping[str, VersionRunner]) -> BanditFeed | None:
+    def _bandit(self, spec: EndpointSpec) -> tuple[Policy | None, BanditFeed | None]:
+        """The live policy and feed of a bandit route, kept while the route is unchanged.
+
+        Every ledger change rebuilds the snapshot; re-folding all feedback ever recorded
+        each time would make deploys and start-up grow with history, so a route that did
+        not change keeps its policy, its learner and its watermarks.
+        """
         route = spec.route.bandit
         if route is None:
-            return None
-        learner = build_bandit(route, seed=0)  # never pulls: only learns
-        encoder = getattr(learner, "encoder", None)
-        arm_of_version = {str(runners[str(arm)].version.version): arm for arm in route.arms}
-        return BanditFeed(
-            self.workspace.store,
-            spec.name,
-            learner,
-            arm_of_version,
-            dimension=None if encoder is None else encoder.dim,
-            clock=self.workspace.clock,
-        )
+            return None, None
+        with self._bandits_lock:
+            kept = self._bandits.get(spec.name)
+            if kept is not None and kept[0] == route:
+                return kept[1], kept[2]
+            seed = route.seed if route.seed is not None else self._rng.getrandbits(63)
+            policy = build_bandit(route, seed=seed)
+            learner = build_bandit(route, seed=0)  # never pulls: only learns
+            encoder = getattr(learner, "encoder", None)
+            feed = BanditFeed(
+                self.workspace.store,
+                spec.name,
+                learner,
+                route.arms,
+                dimension=None if encoder is None else encoder.dim,
+                clock=self.workspace.clock,
+            )
+            self._bandits[spec.name] = (route, policy, feed)
+            return policy, feed

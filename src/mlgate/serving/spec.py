@@ -409,6 +409,17 @@ class EndpointSpec(_Spec):
         _unique(s.target for s in shadows)
         return shadows
 
+    @model_validator(mode="after")
+    def _bandits_see_every_request(self) -> Self:
+        # A bandit learns from the prediction log: a sampled log would hide failures (and
+        # stall rewards for the grace period), biasing it toward arms that fail.
+        if self.route.bandit is not None and self.logging.sample_rate < 1.0:
+            raise ValueError(
+                "a bandit route learns from the prediction log, so it needs "
+                f"logging.sample_rate 1.0; found {self.logging.sample_rate}"
+            )
+        return self
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys; a second ``route:`` must be an error."""

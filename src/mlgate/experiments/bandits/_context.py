@@ -36,6 +36,10 @@ from mlgate.errors import ExperimentInputError
 
 __all__ = ["ContextEncoder", "Unknown"]
 
+# Beyond this a feature value is a unit error, and squared in a linear policy's X'X it
+# would overflow toward infinity and poison every later decision.
+MAX_MAGNITUDE = 1e6
+
 Unknown = Literal["error", "zero"]
 FloatArray = NDArray[np.float64]
 
@@ -191,15 +195,23 @@ class ContextEncoder:
             number = value
         elif isinstance(value, Real | np.number):
             number = float(value)
+        elif isinstance(value, str) and len(value) <= 64:  # an HTTP header carries text
+            try:
+                number = float(value)
+            except ValueError:
+                raise ExperimentInputError(
+                    f"context attribute {name!r} must be a number, found {value!r:.80}; "
+                    f"send {name!r} as a JSON number (or a header holding one)"
+                ) from None
         else:
             raise ExperimentInputError(
-                f"context attribute {name!r} must be a number, found {value!r} "
+                f"context attribute {name!r} must be a number, found {value!r:.80} "
                 f"({type(value).__name__}); send {name!r} as a JSON number"
             )
-        if not math.isfinite(number):
+        if not math.isfinite(number) or abs(number) > MAX_MAGNITUDE:
             raise ExperimentInputError(
-                f"context attribute {name!r} must be a finite number, found {number}; "
-                f"impute missing values before routing"
+                f"context attribute {name!r} must be a finite number of magnitude at most "
+                f"{MAX_MAGNITUDE:g}, found {number}; scale it, or impute missing values"
             )
         return number
 

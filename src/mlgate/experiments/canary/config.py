@@ -104,6 +104,10 @@ class CanaryConfig:
             not isinstance(self.sticky_key, str) or not self.sticky_key
         ):
             raise CanaryError(f"sticky_key must be a non-empty name, got {self.sticky_key!r}")
+        for name in ("promote_alias", "prediction_output"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise CanaryError(f"{name} must be a non-empty name or null, got {value!r}")
         if self.promote_alias is not None:
             try:
                 check_alias_name(self.promote_alias)

@@ -310,6 +310,9 @@ class CanaryController:
             except MlgateError as exc:
                 logger.warning("canary #%d of %s: %s", status.id, status.endpoint, exc)
                 continue
+            except Exception:  # a bug in one canary must not stall the others
+                logger.exception("canary #%d of %s failed to tick", status.id, status.endpoint)
+                continue
             if decision is not None:
                 decisions.append(decision)
         return decisions

@@ -50,7 +50,10 @@ def check_number(name: str, value: object) -> float:
             f"{name} must be a number, got {value!r} ({type(value).__name__}); "
             "send a JSON number (true/false and strings are not numbers)"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond any float (10**400)
+        number = math.inf
     if not math.isfinite(number):
         raise ExperimentInputError(
             f"{name} is {value!r}; send a finite number (NaN and infinity cannot be analysed)"
