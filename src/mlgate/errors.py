@@ -39,9 +39,11 @@ not live here: the serving layer maps these classes to responses in one place.
         ├── DataError             unreadable, empty or ill-typed data, or a missing column
         ├── ProfileError          a reference profile that is corrupt or does not fit the data
         └── QuarantinedBatchError a batch failed its data-quality checks and was set aside
-    └── ExperimentError
-        ├── ExperimentInputError  summaries, weights, rewards or contexts that cannot be analysed
-        └── CanaryError           a canary that cannot start, move or stop as asked
+    ├── ExperimentError
+    │   ├── ExperimentInputError  summaries, weights, rewards or contexts that cannot be analysed
+    │   └── CanaryError           a canary that cannot start, move or stop as asked
+    └── OptimizeError            a model that cannot be optimised as asked (or a missing extra)
+        └── ConversionError      a converter failed or changed the model's answers
 
 The HTTP mapping of the serving family lives in ``mlgate.serving.http``.
 """
@@ -54,6 +56,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "CanaryError",
     "ConfigError",
+    "ConversionError",
     "DataError",
     "DeadlineExceededError",
     "DuplicateVersionError",
@@ -70,6 +73,7 @@ __all__ = [
     "ModelFailedError",
     "ModelNotFoundError",
     "MonitoringError",
+    "OptimizeError",
     "OverloadedError",
     "PayloadTooLargeError",
     "PolicyError",
@@ -274,3 +278,11 @@ class ExperimentInputError(ExperimentError):
 
 class CanaryError(ExperimentError):
     """A canary that cannot start, advance or stop as asked (say which and why)."""
+
+
+class OptimizeError(MlgateError):
+    """A model cannot be optimised as asked: unsupported kind, bad sample, missing extra."""
+
+
+class ConversionError(OptimizeError):
+    """A converter failed, or its output no longer gives the parent's answers."""

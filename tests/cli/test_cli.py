@@ -398,8 +398,11 @@ def test_models_workflow(cli: Cli, models: Models, git_tree: GitTree, tmp_path: 
     for result in (shown, one, listed):
         assert result.code == 0, str(result)
 
-    # every option round-trips through the store, and nothing else changed
-    assert one.json() == v1
+    # every option round-trips through the store, and nothing else changed; showing one
+    # version also loads it, and says where it runs (checked against the session)
+    runtime = one.json().pop("runtime")
+    assert runtime["provider"] == "CPUExecutionProvider" and runtime["reason"]
+    assert {k: v for k, v in one.json().items() if k != "runtime"} == v1
     versions = shown.json()["versions"]
     assert [v["version"] for v in versions] == [1, 2]
     assert versions[0] == v1

@@ -49,6 +49,8 @@ STATUS = {
     "ExperimentError": 500,
     "ExperimentInputError": 400,
     "CanaryError": 409,
+    "OptimizeError": 400,
+    "ConversionError": 400,
 }
 
 # Server-side faults whose text may hold URLs or paths: the client sees a generic body.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -61,8 +62,18 @@ def test_zero_config_serves_the_champion_under_the_registered_name(iris: Server)
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
             {"name": "label", "datatype": "INT64", "shape": [-1]},
         ],
+        # Where the model runs, checked against the session (the runtime's own word).
+        "parameters": {
+            "runtime": {
+                "provider": "CPUExecutionProvider",
+                "requested": ["CPUExecutionProvider"],
+                "reason": meta.json()["parameters"]["runtime"]["reason"],
+                "intra_op_threads": os.cpu_count() or 1,
+            }
+        },
     }
     assert meta.json() == expected
+    assert "only the CPU provider" in expected["parameters"]["runtime"]["reason"]
     pinned = iris.client.get("/v2/models/iris/versions/2")
     assert (pinned.status_code, pinned.json()) == (200, expected)
     # Only the champion is served without an endpoint; version 1 exists but is not served.

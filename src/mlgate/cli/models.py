@@ -187,10 +187,14 @@ def show(
                 )
             return
         version = workspace.registry.get(name, ref)
+        # Loading proves the artifact still opens here, and says where it would run.
+        _, model = workspace.registry.load(name, version.version)
+    choice = getattr(model, "runtime", None)
+    shown = {**version.to_json(), "runtime": None if choice is None else choice.to_json()}
     if json_output:
-        print_json(version.to_json())
+        print_json(shown)
         return
-    console.print_json(json.dumps(version.to_json()))
+    console.print_json(json.dumps(shown))
 
 
 @app.command("alias")

@@ -213,6 +213,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> Inferen
                 versions=served,
                 platform=primary.version.flavor,
                 signature=primary.signature,
+                runtime=primary.runtime,
             )
             return Response(body, media_type=JSON)
 

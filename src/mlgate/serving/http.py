@@ -60,6 +60,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (errors.ExperimentInputError, 400),  # summaries or rewards a client sent
     (errors.CanaryError, 409),  # a canary already running, none to abort, ...
     (errors.ExperimentError, 500),
+    (errors.OptimizeError, 400),  # the model or sample a client named cannot be optimised
 )
 
 # 5xx errors outside this tuple describe server internals and get a generic body.

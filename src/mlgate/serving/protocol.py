@@ -431,12 +431,27 @@ def encode_server_metadata(name: str, version: str, extensions: Sequence[str]) -
 
 
 def encode_model_metadata(
-    *, name: str, versions: Sequence[str], platform: str, signature: Signature
+    *,
+    name: str,
+    versions: Sequence[str],
+    platform: str,
+    signature: Signature,
+    runtime: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The ``GET /v2/models/{name}[/versions/{v}]`` body, shapes with -1 for dynamic sizes."""
-    return orjson.dumps(
-        {"name": name, "versions": list(versions), "platform": platform, **signature.to_json()}
-    )
+    """The ``GET /v2/models/{name}[/versions/{v}]`` body, shapes with -1 for dynamic sizes.
+
+    ``runtime`` (where the model runs: an ONNX execution provider and why) goes under
+    ``parameters``, which OIP clients ignore when they do not know it.
+    """
+    body: dict[str, Any] = {
+        "name": name,
+        "versions": list(versions),
+        "platform": platform,
+        **signature.to_json(),
+    }
+    if runtime is not None:
+        body["parameters"] = {"runtime": dict(runtime)}
+    return orjson.dumps(body)
 
 
 def encode_error(message: str) -> bytes:

@@ -63,6 +63,8 @@ class VersionRunner:
     version: ModelVersion
     batcher: AdaptiveBatcher
     breaker: CircuitBreaker
+    # Where the model runs (an ONNX model's execution provider and why); None for others.
+    runtime: dict[str, Any] | None = None
 
     @property
     def signature(self) -> Signature:
@@ -376,7 +378,9 @@ class ServingState:
             if observer is not None:
                 observer(name, number, stats)
 
+        choice = getattr(model, "runtime", None)
         runner = VersionRunner(
+            runtime=None if choice is None else choice.to_json(),
             version=version,
             batcher=AdaptiveBatcher(
                 model.predict, batching, self.executor, clock=time.monotonic, on_batch=on_batch

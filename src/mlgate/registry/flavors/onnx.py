@@ -15,6 +15,12 @@ import numpy as np
 
 from mlgate.errors import ArtifactError, SignatureError
 from mlgate.registry.flavors.base import Inspection, check_flavor, prepare_inputs
+from mlgate.registry.flavors.onnx_runtime import (
+    RuntimeChoice,
+    choose_providers,
+    session_options,
+    verify_choice,
+)
 from mlgate.registry.signature import Signature, TensorSpec
 
 if TYPE_CHECKING:
@@ -158,12 +164,16 @@ class OnnxFlavor:
         return Inspection(flavor=self.name, signature=signature, metadata=metadata)
 
     def load(self, data: bytes, inspection: Inspection) -> OnnxModel:
-        """Open an onnxruntime CPU session; runtime selection comes later."""
+        """Open an onnxruntime session on the best provider (see :mod:`.onnx_runtime`)."""
         import onnxruntime
 
         check_flavor(inspection, self.name)
+        requested, reason = choose_providers(onnxruntime.get_available_providers())
+        options = session_options(onnxruntime)
         try:
-            session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+            session = onnxruntime.InferenceSession(
+                data, sess_options=options, providers=list(requested)
+            )
         except Exception as exc:
             raise ArtifactError(
                 f"onnxruntime {onnxruntime.__version__} cannot load the ONNX model ({exc}). "
@@ -171,7 +181,10 @@ class OnnxFlavor:
                 f"older opset or upgrade onnxruntime."
             ) from exc
         _check_names(inspection.signature, session)
-        return OnnxModel(signature=inspection.signature, session=session)
+        runtime = verify_choice(
+            session, requested, reason, options.intra_op_num_threads, "ONNX model"
+        )
+        return OnnxModel(signature=inspection.signature, session=session, runtime=runtime)
 
 
 def _spec(vi: onnx.ValueInfoProto, side: str) -> TensorSpec:
@@ -219,6 +232,7 @@ class OnnxModel:
 
     signature: Signature
     session: Any
+    runtime: RuntimeChoice | None = None
 
     def predict(
         self, inputs: Mapping[str, np.ndarray[Any, Any]]
