@@ -9,7 +9,18 @@ import typer
 from rich.markup import escape
 
 from mlgate import __version__
-from mlgate.cli import canary, demo, drift, experiment, init, ledger, models, monitor, serve
+from mlgate.cli import (
+    canary,
+    demo,
+    drift,
+    experiment,
+    init,
+    ledger,
+    models,
+    monitor,
+    optimize,
+    serve,
+)
 from mlgate.cli._common import CliState, err_console, one_line
 from mlgate.config import Settings
 from mlgate.errors import LedgerIntegrityError, MlgateError
@@ -35,6 +46,7 @@ app.command("drift")(drift.drift_command)
 app.command("monitor")(monitor.monitor_command)
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(canary.app, name="canary")
+app.command("optimize")(optimize.optimize_command)
 
 
 def _version(value: bool) -> None:

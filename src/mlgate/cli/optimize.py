@@ -1,0 +1,104 @@
+"""``mlgate optimize MODEL:VERSION``: cheaper variants of a model, checked and measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mlgate.cli._common import console, err_console, open_workspace, print_json, state_of
+from mlgate.errors import OptimizeError
+
+
+def optimize_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="MODEL:VERSION (a version number or an alias)."),
+    holdout: Path = typer.Option(
+        ..., help="Rows to compare and time variants on: CSV or Parquet, the model's features."
+    ),
+    label_column: str | None = typer.Option(
+        None, help="Column of true labels in the holdout: adds accuracy (or error) deltas."
+    ),
+    calibration: Path | None = typer.Option(
+        None, help="Rows to calibrate static int8 on (default: the holdout)."
+    ),
+    kinds: str | None = typer.Option(
+        None, help="Comma-separated kinds (default: all): onnx, onnx-int8-dynamic, ..."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Convert to ONNX, quantize, check each variant against its parent, register the good.
+
+    A variant outside tolerance is reported and not registered; every run's report is a
+    ledger entry.
+    """
+    from mlgate.optimize.sample import load_sample
+    from mlgate.optimize.service import BUILDERS, DEFAULT_KINDS, optimize_version
+
+    name, sep, ref = model.partition(":")
+    if not sep or not name or not ref:
+        raise OptimizeError(f"name the model as MODEL:VERSION (e.g. fraud:3), got {model!r}")
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else DEFAULT_KINDS
+    unknown = [kind for kind in chosen if kind not in BUILDERS]
+    if unknown or not chosen:
+        raise OptimizeError(
+            f"unknown optimization kind(s) {unknown or '(none given)'}; choose from "
+            f"{', '.join(BUILDERS)}"
+        )
+    version: int | str = int(ref) if ref.isdigit() else ref
+    actor = state_of(ctx).settings.actor
+
+    def progress(message: str) -> None:
+        err_console.print(f"[dim]{message}[/]")
+
+    with open_workspace(ctx) as workspace:
+        signature = workspace.registry.get(name, version).signature
+        # The parent decides what a missing value means (trees route it; most refuse it).
+        rows, labels = load_sample(holdout, signature, label_column, allow_nan=True)
+        sample = None if calibration is None else load_sample(calibration, signature)[0]
+        report = optimize_version(
+            workspace,
+            name,
+            version,
+            holdout=rows,
+            labels=labels,
+            calibration=sample,
+            kinds=chosen,
+            actor=actor,
+            progress=None if as_json else progress,
+        )
+    result = report.to_json()
+    if as_json:
+        print_json(result)
+        return
+    _print(result)
+
+
+def _print(report: dict[str, Any]) -> None:
+    table = Table(title=f"{report['model']} v{report['parent_version']}: variants")
+    for column in ("version", "kind", "size", "p50 µs", "rows/s @256", "Δ accuracy", "status"):
+        table.add_column(column)
+    for row in report["variants"]:
+        delta = row.get("accuracy_delta")
+        table.add_row(
+            "–" if row["version"] is None else str(row["version"]),
+            row["kind"],
+            _size(row["size_bytes"]),
+            f"{row['p50_us']:.1f}",
+            f"{row['rows_per_s']:,.0f}",
+            "–" if delta is None else f"{delta:+.4f}",
+            row["status"],
+        )
+    console.print(table)
+    for row in report["variants"]:
+        for reason in row.get("reasons", []):
+            console.print(f"{row['kind']}: {reason}")
+    for skipped in report.get("skipped", []):
+        console.print(f"{skipped['kind']}: {skipped['status']}: {skipped['reason']}")
+    console.print(f"report ledgered as entry {report['ledger_seq']}")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024:,.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):,.2f} MiB"

@@ -1,0 +1,47 @@
+"""Inference optimization: cheaper variants of a registered model, with its answers held.
+
+``optimize_version`` converts a scikit-learn version to ONNX (skl2onnx), derives int8
+(dynamic, static QDQ) and float16 variants with onnxruntime, compares each with the parent
+on a holdout, measures size, single-row p50 and batch throughput through mlgate's runtime,
+registers the variants within tolerance as new versions linked to the parent, and ledgers
+the report. Needs the ``optimize`` extra (``pip install 'mlgate[optimize]'``).
+"""
+
+from __future__ import annotations
+
+from mlgate.optimize.compare import Comparison, Tolerance, Tolerances, compare_outputs
+from mlgate.optimize.convert import dedupe_opsets, sklearn_to_onnx
+from mlgate.optimize.measure import MeasureConfig, Measurement, measure_model
+from mlgate.optimize.report import OptimizeReport, SkippedKind, VariantResult
+from mlgate.optimize.sample import check_sample, load_sample
+from mlgate.optimize.service import (
+    BUILDERS,
+    DEFAULT_KINDS,
+    OPTIMIZED_EVENT,
+    BuildInput,
+    VariantBuilder,
+    optimize_version,
+)
+
+__all__ = [
+    "BUILDERS",
+    "DEFAULT_KINDS",
+    "OPTIMIZED_EVENT",
+    "BuildInput",
+    "Comparison",
+    "MeasureConfig",
+    "Measurement",
+    "OptimizeReport",
+    "SkippedKind",
+    "Tolerance",
+    "Tolerances",
+    "VariantBuilder",
+    "VariantResult",
+    "check_sample",
+    "compare_outputs",
+    "dedupe_opsets",
+    "load_sample",
+    "measure_model",
+    "optimize_version",
+    "sklearn_to_onnx",
+]

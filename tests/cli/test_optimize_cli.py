@@ -1,0 +1,135 @@
+"""``mlgate optimize`` end to end through the real entry point: a registered scikit-learn
+model, a holdout file, variants registered with lineage and servable beside the parent."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from mlgate.cli.app import main
+from mlgate.config import Settings
+from mlgate.serving.endpoints import EndpointStore
+from mlgate.serving.spec import endpoint_from_json
+from mlgate.workspace import Workspace
+from tests.models import ACTOR
+
+pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+PROMISED = {"version", "kind", "size_bytes", "p50_us", "rows_per_s", "accuracy_delta"}
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> Callable[..., Run]:
+    def run(*args: object) -> Run:
+        capsys.readouterr()
+        argv = ["mlgate", "--home", str(settings.home), "--store", settings.store_url]
+        monkeypatch.setattr(sys, "argv", [*argv, *(str(a) for a in args)])
+        with pytest.raises(SystemExit) as exited:
+            main()
+        out, err = capsys.readouterr()
+        return Run(0 if exited.value.code is None else int(exited.value.code), out, err)
+
+    return run
+
+
+def _mlp(workspace: Workspace, tmp_path: Path) -> Path:
+    import skops.io
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=400)
+    x = rng.normal(size=(400, 6)) + np.where(y[:, None] == 1, 1.5, -1.5) * (np.arange(6) < 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPClassifier((32, 16), max_iter=30, random_state=0).fit(x, y)
+    data = skops.io.dumps(model)
+    trusted = sorted(skops.io.get_untrusted_types(data=data))
+    workspace.registry.register("mlp", data, actor=ACTOR, trusted_types=trusted)
+    holdout = tmp_path / "holdout.csv"
+    columns = {f"f{i}": x[:200, i] for i in range(6)}
+    pacsv.write_csv(pa.table({**columns, "y": y[:200]}), holdout)
+    return holdout
+
+
+def test_optimize_registers_checked_variants_with_lineage(
+    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+) -> None:
+    holdout = _mlp(workspace, tmp_path)
+    result = cli("optimize", "mlp:1", "--holdout", holdout, "--label-column", "y", "--json")
+    assert result.code == 0, result.stderr
+    report = result.json()
+    rows = report["variants"]
+    assert rows[0]["kind"] == "parent" and rows[0]["version"] == 1
+    assert all(PROMISED <= set(row) for row in rows)
+    assert all(row["size_bytes"] > 0 and row["p50_us"] > 0 for row in rows)
+    registered = [row for row in rows if row["status"] == "registered"]
+    assert any(row["kind"] == "onnx" for row in registered)
+    for row in registered:
+        version = workspace.registry.get("mlp", row["version"])
+        assert (version.flavor, version.lineage.parent_version) == ("onnx", 1)
+        assert abs(row["accuracy_delta"]) <= 0.01
+    # A registered variant serves beside its parent: same inputs, so a split is allowed.
+    onnx_version = next(row["version"] for row in registered if row["kind"] == "onnx")
+    spec = endpoint_from_json(
+        {
+            "name": "mlp-ab",
+            "model": "mlp",
+            "route": {
+                "split": {
+                    "variants": [
+                        {"target": 1, "weight": 50},
+                        {"target": onnx_version, "weight": 50},
+                    ]
+                }
+            },
+        }
+    )
+    EndpointStore(workspace.store, workspace.registry, workspace.log, workspace.clock).deploy(
+        spec, actor=ACTOR
+    )
+    table = cli("optimize", "mlp:1", "--holdout", holdout, "--label-column", "y", "--kinds", "onnx")
+    assert table.code == 0, table.stderr
+    assert "existing" in table.stdout and "ledgered" in table.stdout
+
+
+def test_optimize_refusals_are_one_clear_line(
+    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+) -> None:
+    holdout = _mlp(workspace, tmp_path)
+    wrong = tmp_path / "wrong.csv"
+    pacsv.write_csv(pa.table({"a": [1.0, 2.0]}), wrong)
+    cases = [
+        (("optimize", "mlp", "--holdout", holdout), "MODEL:VERSION"),
+        (("optimize", "mlp:1", "--holdout", holdout), "has shape (200, 7)"),  # y is a feature
+        (("optimize", "mlp:1", "--holdout", holdout, "--kinds", "onnx,turbo"), "turbo"),
+        (("optimize", "mlp:1", "--holdout", tmp_path / "missing.csv"), "missing.csv"),
+        (("optimize", "mlp:1", "--holdout", wrong), "column"),
+        (("optimize", "nope:1", "--holdout", holdout), "nope"),
+    ]
+    for args, fragment in cases:
+        result = cli(*args)
+        assert result.code == 1, (args, result.stdout)
+        assert result.stderr.startswith("error:") and fragment in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
