@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.detectors --write BENCHMARKS.md --calibration-streams 1000
 	$(BIN)/python -m bench.stream --write BENCHMARKS.md
 	$(BIN)/python -m bench.experiments --write BENCHMARKS.md
+	$(BIN)/python -m bench.optimize --write BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mlgate-demo

@@ -100,6 +100,7 @@ def test_share_bounds_hold_against_a_clear_winner(iris: Server) -> None:
     wait_until(
         lambda: [pull() for _ in range(20)].count("2") >= 19,
         timeout=25,
+        interval=0.5,  # few pulls before learning: fewer to catch up on after it
         what="the bandit to favour arm 2",
     )
     # Arm 2 gets every pull while its share of all pulls catches up to the cap...
