@@ -133,3 +133,37 @@ def test_optimize_refusals_are_one_clear_line(
         assert result.code == 1, (args, result.stdout)
         assert result.stderr.startswith("error:") and fragment in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_named_features_are_read_by_name_not_position(
+    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+) -> None:
+    import pandas as pd
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(400, 4)) * [1.0, 5.0, 0.2, 3.0], columns=list("abcd"))
+    y = (frame["a"] - frame["b"] / 5 + frame["d"] / 3 > 0).astype(int)
+    model = LogisticRegression().fit(frame, y)
+    data = skops.io.dumps(model)
+    trusted = sorted(skops.io.get_untrusted_types(data=data))
+    workspace.registry.register("named", data, actor=ACTOR, trusted_types=trusted)
+    # The holdout's columns come in another order, with the label in the middle and a
+    # column the model never saw: read by position, it would not even have the width.
+    holdout = tmp_path / "named.csv"
+    columns = {name: frame[name].to_numpy()[:200] for name in "dcba"}
+    table = {"d": columns["d"], "y": y.to_numpy()[:200], **columns, "extra": columns["a"]}
+    pacsv.write_csv(pa.table(table), holdout)
+    result = cli(
+        "optimize", "named:1", "--holdout", holdout, "--label-column", "y", "--kinds", "onnx",
+        "--calibration", holdout, "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    rows = {row["kind"]: row for row in result.json()["variants"]}
+    assert rows["onnx"]["label_agreement"] == 1.0
+    assert rows["onnx"]["accuracy_delta"] == 0.0
+    # The registered variant answers like the model does on correctly named columns.
+    _, loaded = workspace.registry.load("named", rows["onnx"]["version"])
+    answers = loaded.predict({"input": frame.to_numpy()[:50]})
+    np.testing.assert_array_equal(answers["label"], model.predict(frame.iloc[:50]))

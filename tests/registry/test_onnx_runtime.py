@@ -74,6 +74,28 @@ def test_a_provider_that_cannot_start_is_reported_loudly(
     assert choice.fell_back and choice.provider == CPU
     assert "could not start" in choice.reason
     assert any("iris v1" in r.getMessage() and CUDA in r.getMessage() for r in caplog.records)
+    # Asked for explicitly, the same fallback is refused: the operator required CUDA.
+    _, explicit = choose_providers([CUDA, CPU], {"MLGATE_ONNX_PROVIDER": "cuda"})
+    with pytest.raises(ConfigError, match="unset MLGATE_ONNX_PROVIDER"):
+        verify_choice(session, (CUDA, CPU), explicit, 1, "iris v1")
+
+
+def test_the_environment_reaches_the_loaded_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLGATE_ONNX_PROVIDER", "cpu")
+    monkeypatch.setenv("MLGATE_ONNX_THREADS", "2")
+    data = linear_classifier(W, [0.0, 0.0])
+    flavor = OnnxFlavor()
+    model = flavor.load(data, flavor.inspect(data))
+    assert model.runtime is not None
+    assert model.runtime.to_json() == {
+        "provider": CPU,
+        "requested": [CPU],
+        "reason": "MLGATE_ONNX_PROVIDER asks for CPUExecutionProvider",
+        "intra_op_threads": 2,
+    }
+    monkeypatch.setenv("MLGATE_ONNX_PROVIDER", "tensorrt")
+    with pytest.raises(ConfigError, match="offers only"):
+        flavor.load(data, flavor.inspect(data))
 
 
 def test_a_loaded_onnx_model_says_where_it_runs() -> None:

@@ -68,7 +68,7 @@ def test_zero_config_serves_the_champion_under_the_registered_name(iris: Server)
                 "provider": "CPUExecutionProvider",
                 "requested": ["CPUExecutionProvider"],
                 "reason": meta.json()["parameters"]["runtime"]["reason"],
-                "intra_op_threads": os.cpu_count() or 1,
+                "intra_op_threads": len(os.sched_getaffinity(0)),
             }
         },
     }

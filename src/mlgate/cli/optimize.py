@@ -54,10 +54,21 @@ def optimize_command(
         err_console.print(f"[dim]{message}[/]")
 
     with open_workspace(ctx) as workspace:
-        signature = workspace.registry.get(name, version).signature
-        # The parent decides what a missing value means (trees route it; most refuse it).
-        rows, labels = load_sample(holdout, signature, label_column, allow_nan=True)
-        sample = None if calibration is None else load_sample(calibration, signature)[0]
+        parent = workspace.registry.get(name, version)
+        # A model trained on named columns reads them by name, in its own order; the
+        # file's order does not matter then. The parent decides what a missing value
+        # means (trees route it; most models refuse it).
+        names = parent.flavor_metadata.get("feature_names")
+        features = [str(n) for n in names] if isinstance(names, list) else None
+        rows, labels = load_sample(
+            holdout, parent.signature, label_column, feature_names=features, allow_nan=True
+        )
+        sample = None
+        if calibration is not None:
+            columns = features
+            if columns is None and label_column is not None:
+                columns = _without(calibration, label_column)
+            sample = load_sample(calibration, parent.signature, feature_names=columns)[0]
         report = optimize_version(
             workspace,
             name,
@@ -98,6 +109,14 @@ def _print(report: dict[str, Any]) -> None:
     for skipped in report.get("skipped", []):
         console.print(f"{skipped['kind']}: {skipped['status']}: {skipped['reason']}")
     console.print(f"report ledgered as entry {report['ledger_seq']}")
+
+
+def _without(path: Path, label_column: str) -> list[str] | None:
+    """The calibration file's columns but the label (it is often the holdout file)."""
+    from mlgate.monitoring.tabular import read_column_names
+
+    names = read_column_names(path)
+    return [n for n in names if n != label_column] if label_column in names else None
 
 
 def _size(size: int) -> str:

@@ -12,8 +12,15 @@ Preference: ``MLGATE_ONNX_PROVIDER`` = ``auto`` (default: TensorRT, then CUDA, t
 CPU, by availability), ``tensorrt``, ``cuda`` or ``cpu``. Threads: onnxruntime sizes
 its intra-op pool to every core per session, and the batcher may run several models'
 calls at once, so pools would fight over the cores; ``MLGATE_ONNX_THREADS`` sets the
-intra-op threads (default: the core count), with one inter-op thread and sequential
+intra-op threads (default: the cores this process may run on, which a container's CPU
+set can make fewer than the machine has), with one inter-op thread and sequential
 execution, which is what batch-at-a-time inference wants.
+
+An explicit ``MLGATE_ONNX_PROVIDER`` is a requirement: a session that falls back from it
+is refused (the version is not served, and the log says why) rather than quietly slow.
+Under ``auto`` a fallback is a warning. Note that ONNX-ML operators (tree ensembles,
+linear classifiers) have no CUDA kernels: in a CUDA session onnxruntime places them on
+the CPU, so a converted scikit-learn model gains nothing from a GPU.
 """
 
 from __future__ import annotations
@@ -26,7 +33,14 @@ from typing import Any
 
 from mlgate.errors import ConfigError
 
-__all__ = ["RuntimeChoice", "choose_providers", "session_options", "verify_choice"]
+__all__ = [
+    "CPU",
+    "EXPLICIT",
+    "RuntimeChoice",
+    "choose_providers",
+    "session_options",
+    "verify_choice",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +51,7 @@ _NAMES = {
     "cpu": "CPUExecutionProvider",
 }
 CPU = "CPUExecutionProvider"
+EXPLICIT = "MLGATE_ONNX_PROVIDER asks for "
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,10 @@ class RuntimeChoice:
 def choose_providers(
     available: Sequence[str], environ: Mapping[str, str] | None = None
 ) -> tuple[tuple[str, ...], str]:
-    """The providers to ask for, best first (CPU always last), and why."""
+    """The providers to ask for, best first (CPU always last), and why.
+
+    The reason of an explicit choice starts with :data:`EXPLICIT`.
+    """
     env = os.environ if environ is None else environ
     wanted = env.get("MLGATE_ONNX_PROVIDER", "auto").strip().lower() or "auto"
     if wanted == "auto":
@@ -81,14 +99,14 @@ def choose_providers(
             "install onnxruntime-gpu (with its CUDA libraries) or choose cpu"
         )
     providers = (name,) if name == CPU else (name, CPU)
-    return providers, f"{name} was asked for by MLGATE_ONNX_PROVIDER"
+    return providers, f"{EXPLICIT}{name}"
 
 
 def session_options(onnxruntime: Any, environ: Mapping[str, str] | None = None) -> Any:
     """Session options with the thread layout described in the module docstring."""
     env = os.environ if environ is None else environ
     raw = env.get("MLGATE_ONNX_THREADS", "").strip()
-    threads = os.cpu_count() or 1
+    threads = _usable_cores()
     if raw:
         try:
             threads = int(raw)
@@ -101,6 +119,13 @@ def session_options(onnxruntime: Any, environ: Mapping[str, str] | None = None) 
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     return options
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def verify_choice(
@@ -118,5 +143,10 @@ def verify_choice(
             "provider could not start (missing CUDA/TensorRT libraries or no device)",
             threads,
         )
+        if reason.startswith(EXPLICIT):
+            raise ConfigError(
+                f"{model}: {choice.reason}; fix the device or its libraries, or unset "
+                "MLGATE_ONNX_PROVIDER to let mlgate choose"
+            )
         logger.warning("%s: %s", model, choice.reason)
     return choice

@@ -73,7 +73,21 @@ class SklearnFlavor:
                 f"and unknown outputs {unknown}. Fix the signature."
             )
         estimator = _loads(data, inspection.trusted_types)
+        _read_by_position(estimator)
         return SklearnModel(signature=inspection.signature, estimator=estimator)
+
+
+def _read_by_position(estimator: Any) -> None:
+    """Serve an estimator fitted on named columns from arrays, without a warning per call.
+
+    Serving feeds one 2-D array whose columns are in training order (callers that hold
+    named columns, like ``mlgate optimize``, order them by the names recorded in the
+    version's ``feature_names``); scikit-learn would warn on every call that the array
+    has no names. The names stay in the registry; this in-memory copy forgets them.
+    """
+    for part in (estimator, *(step for _, step in getattr(estimator, "steps", ()))):
+        if "feature_names_in_" in getattr(part, "__dict__", {}):
+            del part.feature_names_in_
 
 
 def _needed_types(data: bytes) -> tuple[str, ...]:
