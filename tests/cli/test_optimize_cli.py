@@ -127,6 +127,7 @@ def test_optimize_refusals_are_one_clear_line(
         (("optimize", "mlp:1", "--holdout", tmp_path / "missing.csv"), "missing.csv"),
         (("optimize", "mlp:1", "--holdout", wrong), "column"),
         (("optimize", "nope:1", "--holdout", holdout), "nope"),
+        (("optimize", "mlp:1", "--holdout", holdout, "--min-agreement", "1.5"), "1.5"),
     ]
     for args, fragment in cases:
         result = cli(*args)
@@ -167,3 +168,18 @@ def test_named_features_are_read_by_name_not_position(
     _, loaded = workspace.registry.load("named", rows["onnx"]["version"])
     answers = loaded.predict({"input": frame.to_numpy()[:50]})
     np.testing.assert_array_equal(answers["label"], model.predict(frame.iloc[:50]))
+
+
+def test_a_tolerance_from_the_command_line_rejects_a_variant(
+    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+) -> None:
+    holdout = _mlp(workspace, tmp_path)
+    result = cli(
+        "optimize", "mlp:1", "--holdout", holdout, "--label-column", "y",
+        "--kinds", "onnx-int8-dynamic", "--max-prob-diff", "1e-9", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    (row,) = [r for r in result.json()["variants"] if r["kind"] == "onnx-int8-dynamic"]
+    assert row["status"] == "rejected" and row["version"] is None
+    assert any("probabilit" in reason for reason in row["reasons"])
+    assert [v.version for v in workspace.registry.versions("mlp")] == [1]

@@ -176,3 +176,28 @@ def test_dedupe_keeps_one_entry_per_domain_at_its_highest_version(
 def test_missing_optional_dependency_names_the_extra() -> None:
     with pytest.raises(OptimizeError, match=r"pip install 'mlgate\[optimize\]'"):
         require_extra("mlgate_no_such_converter")
+
+
+@pytest.mark.parametrize("which", ["ridge", "tree"])
+def test_multi_output_regressors_are_refused_not_interleaved(which: str) -> None:
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    x = np.random.default_rng(6).normal(size=(60, 3))
+    model = (Ridge() if which == "ridge" else DecisionTreeRegressor()).fit(x, x[:, :2])
+    signature = _signature(model)
+    if which == "ridge":  # Ridge has no n_outputs_: its signature claims one value per row
+        assert signature.outputs[0].shape == (-1,)
+    with pytest.raises(ConversionError, match="multi-output regressors cannot be optimised yet"):
+        sklearn_to_onnx(model, signature)
+
+
+def test_linear_svc_converts_without_the_zipmap_option() -> None:
+    from sklearn.svm import LinearSVC
+
+    x = np.random.default_rng(7).normal(size=(100, 3))
+    model = LinearSVC().fit(x, x[:, 0] + x[:, 1] > 0)
+    signature = _signature(model)
+    data = sklearn_to_onnx(model, signature)
+    assert flavor_named("onnx").inspect(data).signature == signature
+    np.testing.assert_array_equal(_run(data, x)["label"], model.predict(x))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -80,3 +81,18 @@ def test_kinds_that_cannot_change_a_tree_ensemble_say_why(hgb: Trained) -> None:
 def test_every_kind_applies_to_an_mlp(mlp_onnx: bytes) -> None:
     for kind in (quantize.INT8_DYNAMIC, quantize.INT8_STATIC, quantize.FLOAT16):
         assert quantize.skip_reason(mlp_onnx, kind) is None
+
+
+def test_quantizer_advice_is_silenced_only_during_the_call(
+    mlp: Trained, mlp_onnx: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = logging.getLogger()
+    filters = list(root.filters)
+    with caplog.at_level(logging.WARNING):
+        quantize.quantize_static_int8(mlp_onnx, _signature(mlp.estimator), mlp.x[:64])
+        quantize.quantize_dynamic_int8(mlp_onnx)
+        logging.warning("Please consider this: our own root-logger warnings still show")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Please consider this: our own root-logger warnings still show"
+    ]
+    assert root.filters == filters

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -12,10 +14,13 @@ import pytest
 from mlgate.errors import ConversionError, OptimizeError
 from mlgate.ledger.events import digest_json
 from mlgate.optimize import (
+    BUILDERS,
     OPTIMIZED_EVENT,
+    BuildInput,
     OptimizeReport,
     Tolerance,
     Tolerances,
+    VariantBuilder,
     optimize_version,
 )
 from mlgate.workspace import Workspace
@@ -155,7 +160,7 @@ def test_onnx_parent_is_refused(workspace: Workspace) -> None:
 def test_unconvertible_estimator_is_a_conversion_error(workspace: Workspace) -> None:
     from sklearn.kernel_ridge import KernelRidge
 
-    x = np.random.default_rng(0).normal(size=(40, 3))
+    x = np.random.default_rng(0).normal(size=(120, 3))
     register_sklearn(workspace, "m", KernelRidge().fit(x, x[:, 0]))
     with pytest.raises(ConversionError, match="cannot convert KernelRidge"):
         optimize_version(workspace, "m", 1, holdout=x, actor=ACTOR, measure=FAST)
@@ -195,3 +200,197 @@ def test_json_has_the_promised_shape(workspace: Workspace, mlp: Trained) -> None
     promised = {"version", "kind", "size_bytes", "p50_us", "rows_per_s", "accuracy_delta"}
     assert [row["kind"] for row in document["variants"]] == ["parent", "onnx"]
     assert all(promised <= set(row) for row in document["variants"])
+
+
+def _ledgered(workspace: Workspace, report: OptimizeReport) -> dict[str, Any]:
+    assert report.ledger_seq is not None
+    with workspace.store.read() as conn:
+        entry: dict[str, Any] = workspace.log.entry(conn, report.ledger_seq).document()
+    assert entry["kind"] == OPTIMIZED_EVENT
+    assert entry["digests"]["report"] == digest_json(report.record())
+    return entry
+
+
+# -- non-finite numbers and failures mid-run: the report is still ledgered ----------------
+
+
+def test_fp16_overflow_is_rejected_and_the_report_ledgered(workspace: Workspace) -> None:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(200, 4))
+    y = x @ np.array([1.0, 2.0, 3.0, 4.0]) * 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPRegressor(hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(x, y)
+    register_sklearn(workspace, "m", model)
+    holdout = x.copy()
+    holdout[5] = 1e6  # float16 tops out at 65504: the variant answers inf on this row
+    report = optimize_version(
+        workspace, "m", 1, holdout=holdout, kinds=("onnx-fp16",), actor=ACTOR, measure=FAST
+    )
+    row = _rows(report)["onnx-fp16"]
+    assert row["status"] == "rejected" and row["version"] is None
+    assert (
+        "NaN or infinite value(s) where the parent's are finite, the first at row 5"
+        in (row["reasons"][0])
+    )
+    assert row["max_scaled_prediction_diff"] is None  # inf has no JSON spelling
+    json.dumps(report.to_json(), allow_nan=False)
+    assert _ledgered(workspace, report)["attributes"]["rejected"] == "onnx-fp16"
+
+
+def test_a_builder_that_raises_is_failed_and_the_rest_registered(
+    workspace: Workspace, mlp: Trained, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_: BuildInput) -> bytes:
+        raise RuntimeError("quantizer exploded")
+
+    register_sklearn(workspace, "m", mlp.estimator)
+    builders = {**BUILDERS, "onnx-int8-dynamic": VariantBuilder("onnx-int8-dynamic", broken)}
+    with caplog.at_level(logging.ERROR, logger="mlgate.optimize.service"):
+        report = _optimize(workspace, mlp, kinds=("onnx-int8-dynamic", "onnx"), builders=builders)
+    assert [s.to_json() for s in report.skipped] == [
+        {
+            "kind": "onnx-int8-dynamic",
+            "status": "failed",
+            "reason": "RuntimeError: quantizer exploded",
+        }
+    ]
+    assert _rows(report)["onnx"]["status"] == "registered"
+    assert any(r.exc_info and "onnx-int8-dynamic" in r.getMessage() for r in caplog.records)
+    assert _ledgered(workspace, report)["attributes"]["registered"] == "2"
+
+
+def test_an_int8_variant_outside_tolerance_is_rejected_and_a_rerun_names_its_copy(
+    workspace: Workspace, mlp: Trained
+) -> None:
+    register_sklearn(workspace, "m", mlp.estimator)
+    kinds = ("onnx-int8-dynamic",)
+    tight = Tolerances.with_bounds(max_probability_diff=1e-4)
+    first = _rows(_optimize(workspace, mlp, kinds=kinds, tolerance=tight))["onnx-int8-dynamic"]
+    assert first["status"] == "rejected" and first["version"] is None
+    assert first["reasons"] == [
+        f"probabilities differ by up to {first['max_probability_diff']:.3g}, "
+        "above the tolerance 0.0001"
+    ]
+    assert len(workspace.registry.versions("m")) == 1
+    loose = _rows(_optimize(workspace, mlp, kinds=kinds))["onnx-int8-dynamic"]
+    assert (loose["status"], loose["version"]) == ("registered", 2)
+    again = _rows(_optimize(workspace, mlp, kinds=kinds, tolerance=tight))["onnx-int8-dynamic"]
+    assert again["status"] == "rejected" and again["version"] is None
+    assert "already registered as version 2" in again["reasons"][-1]
+
+
+# -- samples: size, caps, calibration split ------------------------------------------------
+
+
+def test_too_small_a_holdout_is_refused(workspace: Workspace, mlp: Trained) -> None:
+    register_sklearn(workspace, "m", mlp.estimator)
+    with pytest.raises(OptimizeError, match="holdout has 99 rows; at least 100"):
+        _optimize(workspace, mlp, holdout=mlp.x[:99], labels=mlp.y[:99])
+
+
+def test_static_int8_calibrates_on_the_first_quarter_and_is_judged_on_the_rest(
+    workspace: Workspace, mlp: Trained
+) -> None:
+    register_sklearn(workspace, "m", mlp.estimator)
+    split = _optimize(workspace, mlp, kinds=("onnx", "onnx-int8-static"))
+    assert (split.holdout_rows, split.calibration_rows) == (450, 150)
+    whole = _optimize(workspace, mlp, kinds=("onnx",))
+    assert (whole.holdout_rows, whole.calibration_rows) == (600, None)
+    given = _optimize(
+        workspace, mlp, kinds=("onnx-int8-static",), calibration=np.tile(mlp.x, (3, 1))
+    )
+    assert (given.holdout_rows, given.calibration_rows) == (600, 1000)  # capped
+
+
+def test_holdout_is_capped(workspace: Workspace, ridge: Trained) -> None:
+    register_sklearn(workspace, "m", ridge.estimator)
+    big = np.random.default_rng(1).normal(size=(10_050, WIDTH))
+    report = _optimize(
+        workspace, ridge, holdout=big, labels=ridge.estimator.predict(big), kinds=("onnx",)
+    )
+    assert report.holdout_rows == 10_000
+
+
+def test_calibration_is_not_checked_for_kinds_that_are_skipped(
+    workspace: Workspace, hgb: Trained
+) -> None:
+    register_sklearn(workspace, "m", hgb.estimator)
+    holdout = hgb.x.copy()
+    holdout[:, 0] = np.nan  # no complete row to calibrate on, but trees get no int8
+    report = _optimize(workspace, hgb, holdout=holdout)
+    assert _rows(report)["onnx"]["status"] == "registered"
+    assert {s.kind for s in report.skipped} == set(QUANTIZED)
+    assert report.calibration_rows is None
+
+
+# -- labels that cannot score the parent are refused up front -------------------------------
+
+
+def test_text_labels_for_integer_classes_are_refused(workspace: Workspace, mlp: Trained) -> None:
+    register_sklearn(workspace, "m", mlp.estimator)
+    with pytest.raises(OptimizeError, match=r"labels are text .* classes are numbers \(\[0, 1\]\)"):
+        _optimize(workspace, mlp, labels=np.where(mlp.y == 1, "yes", "no"))
+    assert len(workspace.registry.versions("m")) == 1
+
+
+def test_integer_labels_for_text_classes_are_refused(workspace: Workspace) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.random.default_rng(3).normal(size=(200, 4))
+    y = np.where(x[:, 0] > 0, "yes", "no")
+    register_sklearn(workspace, "m", LogisticRegression().fit(x, y))
+    with pytest.raises(OptimizeError, match=r"labels are numbers .*\['no', 'yes'\]"):
+        optimize_version(workspace, "m", 1, holdout=x, labels=(y == "yes").astype(int), actor=ACTOR)
+
+
+def test_labels_mostly_outside_the_classes_are_refused(workspace: Workspace, mlp: Trained) -> None:
+    register_sklearn(workspace, "m", mlp.estimator)
+    with pytest.raises(
+        OptimizeError,
+        match=r"only 0% of the labels .* \(\[0, 1\]\); unknown values include \[8, 7\]",
+    ):
+        _optimize(workspace, mlp, labels=mlp.y + 7)
+
+
+def test_text_or_multi_output_labels_for_a_regressor_are_refused(
+    workspace: Workspace, ridge: Trained
+) -> None:
+    register_sklearn(workspace, "m", ridge.estimator)
+    with pytest.raises(OptimizeError, match="regressor needs numeric targets"):
+        _optimize(workspace, ridge, labels=ridge.y.astype(str), kinds=("onnx",))
+    with pytest.raises(OptimizeError, match=r"shape \[300, 2\]; expected one per holdout row"):
+        _optimize(workspace, ridge, labels=np.column_stack([ridge.y, ridge.y]), kinds=("onnx",))
+
+
+# -- exact conversion of a perfect fit, and classifiers without probabilities ---------------
+
+
+def test_perfect_fit_regressor_converts_despite_float32_rounding(workspace: Workspace) -> None:
+    from sklearn.tree import DecisionTreeRegressor
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = x @ np.array([1.0, 2.0, 3.0, 4.0]) * 100 + 5
+    register_sklearn(workspace, "m", DecisionTreeRegressor(random_state=0).fit(x, y))
+    report = optimize_version(
+        workspace, "m", 1, holdout=x, labels=y, kinds=("onnx",), actor=ACTOR, measure=FAST
+    )
+    assert report.variants[0].comparison is not None
+    assert report.variants[0].comparison.parent_metrics["rmse"] == 0.0  # scored on its own rows
+    assert _rows(report)["onnx"]["status"] == "registered", _rows(report)["onnx"]["reasons"]
+
+
+def test_linear_svc_without_probabilities_is_optimised(workspace: Workspace) -> None:
+    from sklearn.svm import LinearSVC
+
+    x = np.random.default_rng(4).normal(size=(200, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    register_sklearn(workspace, "m", LinearSVC().fit(x, y))
+    report = optimize_version(
+        workspace, "m", 1, holdout=x, labels=y, kinds=("onnx",), actor=ACTOR, measure=FAST
+    )
+    assert _rows(report)["onnx"]["status"] == "registered"

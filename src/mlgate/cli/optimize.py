@@ -22,7 +22,21 @@ def optimize_command(
         None, help="Column of true labels in the holdout: adds accuracy (or error) deltas."
     ),
     calibration: Path | None = typer.Option(
-        None, help="Rows to calibrate static int8 on (default: the holdout)."
+        None,
+        help="Rows to calibrate static int8 on (default: the holdout's first quarter when it "
+        "has 400 rows or more, else the holdout).",
+    ),
+    max_prob_diff: float | None = typer.Option(
+        None, help="Largest probability change a quantized or fp16 variant may make (0.05)."
+    ),
+    min_agreement: float | None = typer.Option(
+        None, help="Share of labels a quantized or fp16 variant must keep (0.99)."
+    ),
+    max_accuracy_drop: float | None = typer.Option(
+        None, help="Accuracy a variant may lose on labelled rows (0.01)."
+    ),
+    max_rmse_increase: float | None = typer.Option(
+        None, help="Relative RMSE rise a regressor's variant may show (0.01)."
     ),
     kinds: str | None = typer.Option(
         None, help="Comma-separated kinds (default: all): onnx, onnx-int8-dynamic, ..."
@@ -34,6 +48,7 @@ def optimize_command(
     A variant outside tolerance is reported and not registered; every run's report is a
     ledger entry.
     """
+    from mlgate.optimize import Tolerances
     from mlgate.optimize.sample import load_sample
     from mlgate.optimize.service import BUILDERS, DEFAULT_KINDS, optimize_version
 
@@ -48,6 +63,12 @@ def optimize_command(
             f"{', '.join(BUILDERS)}"
         )
     version: int | str = int(ref) if ref.isdigit() else ref
+    tolerance = Tolerances.with_bounds(
+        max_probability_diff=max_prob_diff,
+        min_label_agreement=min_agreement,
+        max_accuracy_drop=max_accuracy_drop,
+        max_rmse_increase=max_rmse_increase,
+    )
     actor = state_of(ctx).settings.actor
 
     def progress(message: str) -> None:
@@ -77,6 +98,7 @@ def optimize_command(
             labels=labels,
             calibration=sample,
             kinds=chosen,
+            tolerance=tolerance,
             actor=actor,
             progress=None if as_json else progress,
         )

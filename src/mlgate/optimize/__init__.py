@@ -2,15 +2,17 @@
 
 ``optimize_version`` converts a scikit-learn version to ONNX (skl2onnx), derives int8
 (dynamic, static QDQ) and float16 variants with onnxruntime, compares each with the parent
-on a holdout, measures size, single-row p50 and batch throughput through mlgate's runtime,
-registers the variants within tolerance as new versions linked to the parent, and ledgers
+on a holdout (its labels checked against the parent first), measures size, single-row p50
+and batch throughput through mlgate's runtime, registers the variants within tolerance
+(:mod:`~mlgate.optimize.tolerance`) as new versions linked to the parent, and ledgers
 the report. Needs the ``optimize`` extra (``pip install 'mlgate[optimize]'``).
 """
 
 from __future__ import annotations
 
-from mlgate.optimize.compare import Comparison, Tolerance, Tolerances, compare_outputs
+from mlgate.optimize.compare import Comparison, compare_outputs
 from mlgate.optimize.convert import dedupe_opsets, sklearn_to_onnx
+from mlgate.optimize.labels import check_labels
 from mlgate.optimize.measure import MeasureConfig, Measurement, measure_model
 from mlgate.optimize.report import OptimizeReport, SkippedKind, VariantResult
 from mlgate.optimize.sample import check_sample, load_sample
@@ -22,10 +24,12 @@ from mlgate.optimize.service import (
     VariantBuilder,
     optimize_version,
 )
+from mlgate.optimize.tolerance import EXACT, Tolerance, Tolerances
 
 __all__ = [
     "BUILDERS",
     "DEFAULT_KINDS",
+    "EXACT",
     "OPTIMIZED_EVENT",
     "BuildInput",
     "Comparison",
@@ -37,6 +41,7 @@ __all__ = [
     "Tolerances",
     "VariantBuilder",
     "VariantResult",
+    "check_labels",
     "check_sample",
     "compare_outputs",
     "dedupe_opsets",

@@ -7,6 +7,8 @@ regressors). That matters because an endpoint refuses to route between versions 
 inputs differ. skl2onnx converts in float32 (what tree and linear ONNX-ML operators and
 the quantizers work on), so the graph is wrapped: a ``Cast`` to float32 in front, casts
 back to the parent's datatypes (and a reshape of ``[N, 1]`` regressions to ``[N]``) behind.
+Multi-output regressors are not supported yet: their ``[N, k]`` prediction would need its
+own output shape, and flattening it would interleave the targets, so they are refused.
 
 Two traps of scikit-learn 1.9 / skl2onnx 1.20 / onnx 1.23 are handled here:
 
@@ -40,9 +42,10 @@ __all__ = ["INSTALL_HINT", "SUPPORTED", "dedupe_opsets", "require_extra", "sklea
 
 INSTALL_HINT = "pip install 'mlgate[optimize]'"
 SUPPORTED = (
-    "scikit-learn classifiers and regressors that skl2onnx converts (linear models, trees, "
-    "forests, gradient boosting incl. HistGradientBoosting, MLP, SVM, k-NN, naive Bayes) "
-    "and Pipelines of its transformers ending in one"
+    "scikit-learn classifiers and single-output regressors that skl2onnx converts (linear "
+    "models, trees, forests, gradient boosting incl. HistGradientBoosting, MLP, SVMs incl. "
+    "LinearSVC, k-NN, naive Bayes) and Pipelines of its transformers ending in one; not "
+    "multi-output regressors, nor kernel ridge or Gaussian processes"
 )
 # The default domain has two spellings; both mean the same operator set.
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -107,11 +110,15 @@ def sklearn_to_onnx(estimator: Any, signature: Signature) -> bytes:
     import onnx
 
     width = _input_width(signature)
+    _check_single_output(signature, estimator)
     skl2onnx = require_extra("skl2onnx")
     data_types = require_extra("skl2onnx.common.data_types")
     final = _final_step(estimator)
     is_classifier = getattr(final, "classes_", None) is not None
-    options = {id(final): {"zipmap": False}} if is_classifier else None
+    # zipmap (probabilities as a list of dicts) exists only where there are probabilities:
+    # skl2onnx refuses the option for LinearSVC and other classifiers without predict_proba.
+    has_proba = is_classifier and hasattr(final, "predict_proba")
+    options = {id(final): {"zipmap": False}} if has_proba else None
     try:
         with warnings.catch_warnings():
             # skl2onnx warns about opsets newer than it was tested with; the checker and
@@ -141,7 +148,7 @@ def sklearn_to_onnx(estimator: Any, signature: Signature) -> bytes:
             f"can serve the parent's {missing}; expected {list(roles)}. Serve this version "
             f"as it is."
         )
-    _wrap_interface(model, signature, sources)
+    _wrap_interface(model, signature, sources, _describe(estimator))
     # skl2onnx names the graph with a random uuid; a fixed name makes the bytes a function
     # of the model alone, so a rerun finds the version it registered before.
     model.graph.name = _describe(estimator)
@@ -170,6 +177,16 @@ def _input_width(signature: Signature) -> int:
             f"{inputs[0].shape}); re-register it with a signature override that does."
         )
     return width
+
+
+def _check_single_output(signature: Signature, estimator: Any) -> None:
+    for spec in signature.outputs:
+        if spec.name == "prediction" and len(spec.shape) != 1:
+            raise ConversionError(
+                f"{_describe(estimator)} predicts {spec.shape[1]} targets per row; multi-output "
+                f"regressors cannot be optimised yet. Serve this version as it is, or train "
+                f"one model per target."
+            )
 
 
 def _final_step(estimator: Any) -> Any:
@@ -225,7 +242,9 @@ class _IntListContainer:
         return self._container.add_node(*args, **fixed)
 
 
-def _wrap_interface(model: onnx.ModelProto, signature: Signature, sources: dict[str, str]) -> None:
+def _wrap_interface(
+    model: onnx.ModelProto, signature: Signature, sources: dict[str, str], described: str
+) -> None:
     """Give the float32 graph the parent's FP64 input and its output names and types."""
     from onnx import helper
 
@@ -244,6 +263,15 @@ def _wrap_interface(model: onnx.ModelProto, signature: Signature, sources: dict[
         target = _ONNX_TYPE[out.datatype]
         current = raw
         if out.name == "prediction" and len(out.shape) == 1:
+            # The reshape to [N] is safe only for [N, 1]: [N, k] would interleave k targets.
+            declared = _output_dims(graph, sources[out.name])
+            if len(declared) != 2 or declared[1] != 1:
+                shown = ", ".join("N" if i == 0 else str(d or "?") for i, d in enumerate(declared))
+                raise ConversionError(
+                    f"skl2onnx's graph of {described} predicts [{shown}] where the parent "
+                    f"serves one value per row; multi-output regressors cannot be "
+                    f"optimised yet. Serve this version as it is."
+                )
             tail.append(_flatten(graph, current, out.name))
             current = f"{out.name}_flat"
         if target != _STRING:
@@ -258,6 +286,15 @@ def _wrap_interface(model: onnx.ModelProto, signature: Signature, sources: dict[
     del graph.output[:]
     graph.output.extend(outputs)
     del graph.value_info[:]  # may describe the renamed float32 tensors
+
+
+def _output_dims(graph: onnx.GraphProto, name: str) -> list[int | None]:
+    """The declared dims of graph output ``name`` (None where not a fixed number)."""
+    for output in graph.output:
+        if output.name == name:
+            dims = output.type.tensor_type.shape.dim
+            return [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    return []
 
 
 def _flatten(graph: onnx.GraphProto, source: str, name: str) -> onnx.NodeProto:

@@ -1,7 +1,11 @@
 """Reduced-precision variants of an ONNX model: dynamic int8, static QDQ int8, float16.
 
 All three take and return serialized models; onnxruntime's quantizers want file paths,
-so each call works in its own temporary directory, removed afterwards.
+so each call works in its own temporary directory, removed afterwards. They also log
+advice ("Please consider pre-processing before quantization") on the root logger; a
+filter on the root logger drops their records below ERROR for the length of the call
+only, since the comparison with the parent, not a pre-processing step, decides whether
+the result is good.
 
 * Dynamic int8 (``quantize_dynamic``) stores MatMul/Gemm weights as int8 and quantizes
   activations per call. It pays off only for matrix-heavy graphs, and mostly on batches.
@@ -21,6 +25,7 @@ reported by :func:`skip_reason` instead of producing a copy that only looks opti
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -138,8 +143,22 @@ def _workdir(data: bytes) -> Iterator[tuple[str, Path]]:
     with tempfile.TemporaryDirectory(prefix="mlgate-optimize-") as name:
         root = Path(name)
         (root / "model.onnx").write_bytes(model.SerializeToString())
-        with warnings.catch_warnings():
-            # The quantizers warn with advice (pre-process first, use QDQ on GPUs...);
-            # the comparison with the parent decides whether the result is good.
-            warnings.simplefilter("ignore")
-            yield str(root / "model.onnx"), root / "quantized.onnx"
+        root_logger = logging.getLogger()
+        advice = _QuantizerAdvice()
+        root_logger.addFilter(advice)
+        try:
+            with warnings.catch_warnings():
+                # The quantizers warn with advice (pre-process first, use QDQ on GPUs...);
+                # the comparison with the parent decides whether the result is good.
+                warnings.simplefilter("ignore")
+                yield str(root / "model.onnx"), root / "quantized.onnx"
+        finally:
+            root_logger.removeFilter(advice)
+
+
+class _QuantizerAdvice(logging.Filter):
+    """Drops what onnxruntime's quantization package logs on the root logger below ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        path = Path(record.pathname).as_posix()
+        return record.levelno >= logging.ERROR or "onnxruntime/quantization/" not in path

@@ -1,27 +1,41 @@
 """``optimize_version``: build variants of a version, hold them to its answers, register the good.
 
 For each requested kind the variant is built from the parent (the plain ONNX conversion)
-or from that conversion (int8, float16), run on the holdout next to the parent, measured
-through the runtime's own call, and then:
+or from that conversion (int8, float16), run on the holdout next to the parent and
+measured through the runtime's own call. A kind that does not apply (int8 on a tree
+ensemble) is ``skipped``; one whose build, comparison or measurement raised is ``failed``
+with the reason (the traceback is logged when the error is not an mlgate one): one kind's
+trouble does not cost the others. Only when every kind is done are the variants within
+tolerance registered as new versions of the same model (flavor ``onnx``, lineage
+``parent_version``, tags ``optimized_from``/``optimization``, the comparison as metrics),
+or reported ``existing`` when a rerun produced bytes already registered (versions are
+content-addressed, so a rerun adds nothing). Variants outside tolerance are ``rejected``
+with their reasons and never registered; when the same bytes are registered already
+(from a run under looser tolerances) the reasons name that version, which stays.
 
-* registered as a new version of the same model (flavor ``onnx``, lineage
-  ``parent_version``, tags ``optimized_from``/``optimization``, the comparison as metrics)
-  when it is within tolerance, or reported as ``existing`` when a rerun produced bytes
-  already registered (versions are content-addressed, so a rerun adds nothing);
-* reported ``rejected`` with its reasons, and never registered, when it is not;
-* listed as ``skipped`` when the kind does not apply (int8 on a tree ensemble) or
-  ``failed`` when its builder raised: one kind's trouble does not cost the others.
+One ``model.optimized`` ledger entry, appended right after the registrations, carries the
+digest of the whole report (every number in it finite, or None). A crash between the two
+leaves registered versions, each with its own ``model.registered`` entry and lineage, and
+no report; a rerun finds them (``existing``) and ledgers the report.
 
-One ``model.optimized`` ledger entry carries the digest of the whole report.
+Samples: the holdout needs at least :data:`MIN_HOLDOUT_ROWS` rows (fewer cannot show a
+1% accuracy change) and only its first :data:`MAX_HOLDOUT_ROWS` are used; static int8
+calibrates on at most :data:`MAX_CALIBRATION_ROWS` rows, checked only when that kind is
+built. Without a calibration sample, static int8 calibrates on the holdout's rows without
+missing values; judged on the rows it was calibrated on, it would look better than it
+is, so a holdout of :data:`SPLIT_HOLDOUT_ROWS` rows or more is split: calibration on its
+first quarter, every comparison (the parent's metrics included) on the rest. A smaller
+holdout is used for both, and that judgement is optimistic.
 
 Kinds are a table of builders keyed by name (:data:`BUILDERS`), fixed at import like the
-registry's flavors; PyTorch export and pruning add rows here.
+registry's flavors and passed in (``builders=``); PyTorch export and pruning add rows here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -32,11 +46,13 @@ import numpy as np
 from mlgate.errors import DuplicateVersionError, MlgateError, OptimizeError
 from mlgate.ledger.events import LedgerEvent, digest_json
 from mlgate.optimize import quantize
-from mlgate.optimize.compare import Tolerances, compare_outputs
+from mlgate.optimize.compare import Comparison, compare_outputs
 from mlgate.optimize.convert import sklearn_to_onnx
-from mlgate.optimize.measure import MeasureConfig, measure_model
+from mlgate.optimize.labels import check_labels
+from mlgate.optimize.measure import MeasureConfig, Measurement, measure_model
 from mlgate.optimize.report import OptimizeReport, SkippedKind, VariantResult
 from mlgate.optimize.sample import check_sample
+from mlgate.optimize.tolerance import Tolerances
 from mlgate.registry.flavors import LoadedModel, flavor_named
 from mlgate.registry.records import ModelVersion
 from mlgate.workspace import Workspace
@@ -44,15 +60,26 @@ from mlgate.workspace import Workspace
 __all__ = [
     "BUILDERS",
     "DEFAULT_KINDS",
+    "MAX_CALIBRATION_ROWS",
+    "MAX_HOLDOUT_ROWS",
+    "MIN_HOLDOUT_ROWS",
     "OPTIMIZED_EVENT",
+    "SPLIT_HOLDOUT_ROWS",
     "BuildInput",
     "VariantBuilder",
     "optimize_version",
 ]
 
+logger = logging.getLogger(__name__)
+
 OPTIMIZED_EVENT = "model.optimized"
 ONNX = "onnx"
+MIN_HOLDOUT_ROWS = 100
+MAX_HOLDOUT_ROWS = 10_000
+MAX_CALIBRATION_ROWS = 1_000
+SPLIT_HOLDOUT_ROWS = 400
 Progress = Callable[[str], None]
+Outputs = dict[str, np.ndarray[Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -70,10 +97,13 @@ class VariantBuilder:
     build: Callable[[BuildInput], bytes]
     # Why the kind would not change this model (None: it applies).
     skip: Callable[[BuildInput], str | None] = lambda _: None
+    # Whether ``build`` needs ``BuildInput.calibration``.
+    calibrated: bool = False
 
 
 def _static(source: BuildInput) -> bytes:
-    assert source.calibration is not None, "checked before building"
+    if source.calibration is None:
+        raise OptimizeError("static int8 needs calibration rows; none were prepared")
     return quantize.quantize_static_int8(source.onnx, source.parent.signature, source.calibration)
 
 
@@ -89,6 +119,7 @@ BUILDERS: Mapping[str, VariantBuilder] = MappingProxyType(
             quantize.INT8_STATIC,
             _static,
             lambda s: quantize.skip_reason(s.onnx, quantize.INT8_STATIC),
+            calibrated=True,
         ),
         quantize.FLOAT16: VariantBuilder(
             quantize.FLOAT16,
@@ -98,6 +129,17 @@ BUILDERS: Mapping[str, VariantBuilder] = MappingProxyType(
     }
 )
 DEFAULT_KINDS: tuple[str, ...] = tuple(BUILDERS)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A variant built, compared and measured, not yet registered."""
+
+    kind: str
+    data: bytes
+    comparison: Comparison
+    reasons: tuple[str, ...]
+    measurement: Measurement
 
 
 def optimize_version(
@@ -113,21 +155,24 @@ def optimize_version(
     actor: str,
     progress: Progress | None = None,
     measure: MeasureConfig = MeasureConfig(),
+    builders: Mapping[str, VariantBuilder] = BUILDERS,
 ) -> OptimizeReport:
     """Build, check, measure and register variants of ``name`` ``version``; ledger the report.
 
-    ``holdout`` (2-D, the parent's features) is what variants are compared and timed on;
-    ``labels`` (one per holdout row) adds metric deltas; ``calibration`` calibrates static
-    int8 and defaults to the holdout's rows without missing values. Raises OptimizeError
-    for a parent that is not a scikit-learn model, an unknown kind or a bad sample, and
-    ConversionError when the parent cannot be converted at all.
+    ``holdout`` (2-D, the parent's features, at least :data:`MIN_HOLDOUT_ROWS` rows) is
+    what variants are compared and timed on; ``labels`` (one per holdout row: numbers for
+    a regressor, mostly the parent's classes for a classifier) adds metric deltas;
+    ``calibration`` calibrates static int8 (default: see the module docstring). Raises
+    OptimizeError for a parent that is not a scikit-learn model, an unknown kind, a bad
+    sample or bad labels, and ConversionError when the parent cannot be converted at all;
+    all of these before anything is registered.
     """
     say = progress or (lambda _: None)
-    unknown = [kind for kind in kinds if kind not in BUILDERS]
+    unknown = [kind for kind in kinds if kind not in builders]
     if unknown or not kinds:
         raise OptimizeError(
             f"unknown optimization kind(s) {unknown or '(none given)'}; choose from "
-            f"{', '.join(BUILDERS)}"
+            f"{', '.join(builders)}"
         )
     registry = workspace.registry
     say(f"loading {name} version {version}")
@@ -140,17 +185,30 @@ def optimize_version(
         )
     # NaN is the parent's to accept or refuse (HistGradientBoosting routes it).
     rows = check_sample(holdout, parent.signature, purpose="holdout", allow_nan=True)
-    truth = None if labels is None else np.asarray(labels)
-    calibration_rows = None
-    if quantize.INT8_STATIC in kinds:
-        # Default: the holdout's complete rows (the calibrator cannot use NaN).
-        calibration_rows = check_sample(
-            rows[~np.isnan(rows).any(axis=1)] if calibration is None else calibration,
-            parent.signature,
-            purpose="calibration sample" if calibration is not None else "holdout's complete rows",
+    if len(rows) < MIN_HOLDOUT_ROWS:
+        raise OptimizeError(
+            f"the holdout has {len(rows)} rows; at least {MIN_HOLDOUT_ROWS} are needed, since "
+            f"fewer cannot show a 1% change in agreement or accuracy. Pass more rows."
         )
     input_name = parent.signature.inputs[0].name
-    parent_out = _predict(parent_model, input_name, rows, "the parent")
+    parent_out = _predict(parent_model, input_name, rows[:MAX_HOLDOUT_ROWS], "the parent")
+    truth = None
+    if labels is not None:
+        classes = _classes(parent, parent_model, parent_out)
+        truth = check_labels(labels, len(rows), classes=classes)[:MAX_HOLDOUT_ROWS]
+    rows = rows[:MAX_HOLDOUT_ROWS]
+    say("converting to ONNX")
+    probe = BuildInput(
+        parent=parent,
+        onnx=sklearn_to_onnx(getattr(parent_model, "estimator", None), parent.signature),
+        calibration=None,
+    )
+    planned, skipped = _plan(kinds, builders, probe, say)
+    calibration_rows = None
+    if any(builders[kind].calibrated for kind in planned):
+        calibration_rows, start = _calibration(rows, calibration, parent)
+        rows, truth = rows[start:], None if truth is None else truth[start:]
+        parent_out = {key: value[start:] for key, value in parent_out.items()}
     say(f"measuring the parent ({parent.flavor})")
     results = [
         VariantResult(
@@ -161,40 +219,24 @@ def optimize_version(
             comparison=compare_outputs(parent_out, parent_out, truth),
         )
     ]
-    say("converting to ONNX")
-    source = BuildInput(
-        parent=parent,
-        onnx=sklearn_to_onnx(getattr(parent_model, "estimator", None), parent.signature),
-        calibration=calibration_rows,
-    )
-    skipped: list[SkippedKind] = []
-    for kind in dict.fromkeys(kinds):
-        builder = BUILDERS[kind]
-        reason = builder.skip(source)
-        if reason is not None:
-            say(f"{kind}: skipped, {reason}")
-            skipped.append(SkippedKind(kind, "skipped", reason))
-            continue
-        say(f"{kind}: building")
+    source = dataclasses.replace(probe, calibration=calibration_rows)
+    built: list[_Built] = []
+    for kind in planned:
         try:
-            data = builder.build(source)
-            model = _load_onnx(data, parent)
-            variant_out = _predict(model, input_name, rows, f"the {kind} variant")
+            built.append(
+                _build(builders[kind], source, rows, parent_out, truth, tolerance, measure, say)
+            )
         except Exception as exc:  # a quantizer's own error must not end the other kinds
-            say(f"{kind}: failed, {exc}")
-            skipped.append(SkippedKind(kind, "failed", f"{type(exc).__name__}: {exc}"))
-            continue
-        comparison = compare_outputs(parent_out, variant_out, truth)
-        reasons = comparison.check(tolerance.for_kind(kind))
-        say(f"{kind}: measuring")
-        measured = measure_model(model, len(data), rows, measure)
-        if reasons:
-            say(f"{kind}: rejected, {'; '.join(reasons)}")
-            results.append(VariantResult(kind, "rejected", measured, None, comparison, reasons))
-            continue
-        number, status = _register(workspace, parent, kind, data, comparison.metrics(), actor)
-        say(f"{kind}: {status} as version {number}")
-        results.append(VariantResult(kind, status, measured, number, comparison))
+            if isinstance(exc, MlgateError):
+                reason = str(exc)
+            else:
+                logger.exception("optimising %s version %s as %s failed", name, version, kind)
+                reason = f"{type(exc).__name__}: {exc}"
+            say(f"{kind}: failed, {reason}")
+            skipped.append(SkippedKind(kind, "failed", reason))
+    # Registration only now, every kind being built and judged, then the report at once.
+    for variant in built:
+        results.append(_settle(workspace, parent, variant, actor, say))
     report = OptimizeReport(
         model=name,
         parent_version=parent.version,
@@ -203,8 +245,109 @@ def optimize_version(
         tolerances=tolerance,
         variants=tuple(results),
         skipped=tuple(skipped),
+        calibration_rows=None if calibration_rows is None else len(calibration_rows),
     )
     return dataclasses.replace(report, ledger_seq=_ledger(workspace, report, actor))
+
+
+def _plan(
+    kinds: Sequence[str], builders: Mapping[str, VariantBuilder], probe: BuildInput, say: Progress
+) -> tuple[list[str], list[SkippedKind]]:
+    """The kinds to build, and those that do not apply (or whose check raised)."""
+    planned: list[str] = []
+    skipped: list[SkippedKind] = []
+    for kind in dict.fromkeys(kinds):
+        try:
+            reason = builders[kind].skip(probe)
+        except Exception as exc:
+            logger.exception("deciding whether %s applies failed", kind)
+            skipped.append(SkippedKind(kind, "failed", f"{type(exc).__name__}: {exc}"))
+            continue
+        if reason is None:
+            planned.append(kind)
+        else:
+            say(f"{kind}: skipped, {reason}")
+            skipped.append(SkippedKind(kind, "skipped", reason))
+    return planned, skipped
+
+
+def _calibration(
+    rows: np.ndarray[Any, Any], calibration: Any, parent: ModelVersion
+) -> tuple[np.ndarray[Any, Any], int]:
+    """Calibration rows, and the first holdout row the comparison may use."""
+    if calibration is not None:
+        sample = check_sample(calibration, parent.signature, purpose="calibration sample")
+        return sample[:MAX_CALIBRATION_ROWS], 0
+    start = len(rows) // 4 if len(rows) >= SPLIT_HOLDOUT_ROWS else 0
+    part = rows[:start] if start else rows
+    sample = check_sample(
+        part[~np.isnan(part).any(axis=1)],
+        parent.signature,
+        purpose=(
+            "holdout's first quarter without missing values (calibration)"
+            if start
+            else "holdout's rows without missing values (calibration)"
+        ),
+    )
+    return sample[:MAX_CALIBRATION_ROWS], start
+
+
+def _build(
+    builder: VariantBuilder,
+    source: BuildInput,
+    rows: np.ndarray[Any, Any],
+    parent_out: Outputs,
+    truth: np.ndarray[Any, Any] | None,
+    tolerance: Tolerances,
+    measure: MeasureConfig,
+    say: Progress,
+) -> _Built:
+    kind = builder.kind
+    say(f"{kind}: building")
+    data = builder.build(source)
+    model = _load_onnx(data, source.parent)
+    input_name = source.parent.signature.inputs[0].name
+    variant_out = _predict(model, input_name, rows, f"the {kind} variant")
+    comparison = compare_outputs(parent_out, variant_out, truth)
+    reasons = comparison.check(tolerance.for_kind(kind))
+    say(f"{kind}: measuring")
+    return _Built(kind, data, comparison, reasons, measure_model(model, len(data), rows, measure))
+
+
+def _settle(
+    workspace: Workspace, parent: ModelVersion, variant: _Built, actor: str, say: Progress
+) -> VariantResult:
+    """Register a variant within tolerance; report one outside it, naming a prior copy."""
+    kind = variant.kind
+    if variant.reasons:
+        reasons = variant.reasons
+        earlier = _version_with(workspace, parent.name, hashlib.sha256(variant.data).hexdigest())
+        if earlier is not None:
+            reasons = (
+                *reasons,
+                f"the same bytes are already registered as version {earlier} (by an earlier "
+                f"run, under other tolerances); that version stays registered",
+            )
+        say(f"{kind}: rejected, {'; '.join(reasons)}")
+        measured, compared = variant.measurement, variant.comparison
+        return VariantResult(kind, "rejected", measured, None, compared, reasons)
+    metrics = variant.comparison.metrics()
+    number, status = _register(workspace, parent, kind, variant.data, metrics, actor)
+    say(f"{kind}: {status} as version {number}")
+    return VariantResult(kind, status, variant.measurement, number, variant.comparison)
+
+
+def _classes(parent: ModelVersion, model: LoadedModel, out: Outputs) -> np.ndarray[Any, Any] | None:
+    """The parent classifier's classes (None for a regressor)."""
+    if "label" not in out:
+        return None
+    recorded = parent.flavor_metadata.get("classes")
+    if isinstance(recorded, list) and recorded:
+        return np.asarray(recorded)
+    fitted = getattr(getattr(model, "estimator", None), "classes_", None)
+    if fitted is not None:
+        return np.asarray(fitted)
+    return np.unique(out["label"])
 
 
 def _predict(
