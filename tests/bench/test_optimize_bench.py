@@ -18,7 +18,7 @@ def test_quick_run_reports_parent_and_variants(tmp_path: Path) -> None:
     markdown.write_text("# Benchmarks\n\nOther sections stay.\n", encoding="utf-8")
     main(["--quick", "--out", str(out), "--write", str(markdown)])
     results = json.loads(out.read_text(encoding="utf-8"))
-    assert set(results) == {"MLP (128, 64)", "HistGradientBoosting"}
+    assert set(results) == {"MLP (128, 64)", "HistGradientBoosting", "PyTorch MLP 50-256-256-2"}
     for report in results.values():
         kinds = [row["kind"] for row in report["variants"]]
         assert kinds[0] == "parent" and "onnx" in kinds
@@ -31,5 +31,8 @@ def test_quick_run_reports_parent_and_variants(tmp_path: Path) -> None:
     assert {"onnx-int8-dynamic", "onnx-fp16"} <= mlp_kinds  # matrix products: they apply
     skipped = {s["kind"] for s in results["HistGradientBoosting"]["skipped"]}
     assert "onnx-int8-dynamic" in skipped  # trees: int8 does not apply, and says so
+    torch_kinds = {row["kind"]: row for row in results["PyTorch MLP 50-256-256-2"]["variants"]}
+    assert {"onnx", "onnx-int8-dynamic", "torch-pruned"} <= set(torch_kinds)
+    assert torch_kinds["torch-pruned"]["size_bytes"] < torch_kinds["parent"]["size_bytes"]
     text = markdown.read_text(encoding="utf-8")
     assert "Other sections stay." in text and MARK_START in text and MARK_END in text

@@ -183,3 +183,28 @@ def test_a_tolerance_from_the_command_line_rejects_a_variant(
     assert row["status"] == "rejected" and row["version"] is None
     assert any("probabilit" in reason for reason in row["reasons"])
     assert [v.version for v in workspace.registry.versions("mlp")] == [1]
+
+
+def test_a_torch_parent_gets_the_torch_kinds_and_the_pruning_flags(
+    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+) -> None:
+    import torch
+
+    from tests.optimize.test_torch_optimize import MLPClassifier, _register
+
+    torch.manual_seed(0)
+    _register(workspace, MLPClassifier(hidden=16).eval())  # model "m", 8 features
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 8))
+    holdout = tmp_path / "torch.csv"
+    table = {f"f{i}": x[:, i] for i in range(8)}
+    pacsv.write_csv(pa.table({**table, "y": rng.integers(0, 2, size=200)}), holdout)
+    result = cli(
+        "optimize", "m:1", "--holdout", holdout, "--label-column", "y",
+        "--prune-ratio", "0.25", "--fine-tune-epochs", "2", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    kinds = {row["kind"] for row in result.json()["variants"]}
+    assert {"parent", "onnx", "torch-pruned"} <= kinds
+    bad = cli("optimize", "m:1", "--holdout", holdout, "--label-column", "y", "--prune-ratio", "1")
+    assert bad.code == 1 and "prune_ratio" in bad.stderr

@@ -39,7 +39,15 @@ def optimize_command(
         None, help="Relative RMSE rise a regressor's variant may show (0.01)."
     ),
     kinds: str | None = typer.Option(
-        None, help="Comma-separated kinds (default: all): onnx, onnx-int8-dynamic, ..."
+        None,
+        help="Comma-separated kinds (default: every kind for the model's flavor): onnx, "
+        "onnx-int8-dynamic, onnx-int8-static, onnx-fp16, torch-pruned.",
+    ),
+    prune_ratio: float = typer.Option(
+        0.3, help="torch-pruned: share of each hidden layer's neurons to remove."
+    ),
+    fine_tune_epochs: int = typer.Option(
+        0, help="torch-pruned: epochs of fine-tuning on the labelled holdout (0: none)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -48,21 +56,22 @@ def optimize_command(
     A variant outside tolerance is reported and not registered; every run's report is a
     ledger entry.
     """
-    from mlgate.optimize import Tolerances
+    from mlgate.optimize import PruneConfig, Tolerances
     from mlgate.optimize.sample import load_sample
-    from mlgate.optimize.service import BUILDERS, DEFAULT_KINDS, optimize_version
+    from mlgate.optimize.service import BUILDERS, optimize_version
 
     name, sep, ref = model.partition(":")
     if not sep or not name or not ref:
         raise OptimizeError(f"name the model as MODEL:VERSION (e.g. fraud:3), got {model!r}")
-    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else DEFAULT_KINDS
-    unknown = [kind for kind in chosen if kind not in BUILDERS]
-    if unknown or not chosen:
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else None
+    unknown = [kind for kind in chosen or () if kind not in BUILDERS]
+    if unknown or chosen == ():
         raise OptimizeError(
             f"unknown optimization kind(s) {unknown or '(none given)'}; choose from "
             f"{', '.join(BUILDERS)}"
         )
     version: int | str = int(ref) if ref.isdigit() else ref
+    prune = PruneConfig(prune_ratio=prune_ratio, fine_tune_epochs=fine_tune_epochs)
     tolerance = Tolerances.with_bounds(
         max_probability_diff=max_prob_diff,
         min_label_agreement=min_agreement,
@@ -99,6 +108,7 @@ def optimize_command(
             calibration=sample,
             kinds=chosen,
             tolerance=tolerance,
+            prune_config=prune,
             actor=actor,
             progress=None if as_json else progress,
         )

@@ -36,7 +36,7 @@ import numpy as np
 
 from mlgate.optimize.convert import dedupe_opsets, require_extra
 from mlgate.optimize.sample import check_sample
-from mlgate.registry.signature import Signature
+from mlgate.registry.signature import Signature, numpy_dtype
 
 __all__ = [
     "INT8_DYNAMIC",
@@ -90,8 +90,10 @@ def quantize_dynamic_int8(data: bytes) -> bytes:
 def quantize_static_int8(data: bytes, signature: Signature, sample: np.ndarray[Any, Any]) -> bytes:
     """QDQ int8 with activation ranges calibrated (MinMax) on ``sample``'s rows."""
     quantization = require_extra("onnxruntime.quantization")
+    # The graph's own input type: FP64 for converted scikit-learn, often FP32 for PyTorch.
+    spec = signature.inputs[0]
     rows = check_sample(sample, signature, purpose="calibration sample")
-    name = signature.inputs[0].name
+    rows, name = rows.astype(numpy_dtype(spec.datatype), copy=False), spec.name
 
     base: Any = quantization.CalibrationDataReader
 
@@ -131,7 +133,36 @@ def to_float16(data: bytes) -> bytes:
         # the parent is what decides whether that clipping mattered.
         warnings.simplefilter("ignore")
         converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    _sort_nodes(converted.graph)
     return bytes(converted.SerializeToString())
+
+
+def _sort_nodes(graph: Any) -> None:
+    """Put nodes in topological order (Kahn), keeping the original order among ready ones.
+
+    With ``keep_io_types`` the converter appends the Cast of an FP32 graph input after the
+    nodes that read it (exported PyTorch graphs start on the input directly, unlike
+    converted scikit-learn ones, which start with a Cast); the checker refuses that order.
+    """
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):  # a cycle or a dangling input: leave it to the checker
+            ordered.extend(rest)
+            break
+        pending = rest
+    copies = [type(node)() for node in ordered]
+    for copy, node in zip(copies, ordered, strict=True):
+        copy.CopyFrom(node)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 @contextlib.contextmanager

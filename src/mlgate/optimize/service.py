@@ -6,8 +6,9 @@ measured through the runtime's own call. A kind that does not apply (int8 on a t
 ensemble) is ``skipped``; one whose build, comparison or measurement raised is ``failed``
 with the reason (the traceback is logged when the error is not an mlgate one): one kind's
 trouble does not cost the others. Only when every kind is done are the variants within
-tolerance registered as new versions of the same model (flavor ``onnx``, lineage
-``parent_version``, tags ``optimized_from``/``optimization``, the comparison as metrics),
+tolerance registered as new versions of the same model (flavor ``onnx``, or ``torch`` when
+pruned; lineage ``parent_version``, tags ``optimized_from``/``optimization``, the
+comparison as metrics),
 or reported ``existing`` when a rerun produced bytes already registered (versions are
 content-addressed, so a rerun adds nothing). Variants outside tolerance are ``rejected``
 with their reasons and never registered; when the same bytes are registered already
@@ -19,16 +20,14 @@ leaves registered versions, each with its own ``model.registered`` entry and lin
 no report; a rerun finds them (``existing``) and ledgers the report.
 
 Samples: the holdout needs at least :data:`MIN_HOLDOUT_ROWS` rows (fewer cannot show a
-1% accuracy change) and only its first :data:`MAX_HOLDOUT_ROWS` are used; static int8
-calibrates on at most :data:`MAX_CALIBRATION_ROWS` rows, checked only when that kind is
-built. Without a calibration sample, static int8 calibrates on the holdout's rows without
-missing values; judged on the rows it was calibrated on, it would look better than it
-is, so a holdout of :data:`SPLIT_HOLDOUT_ROWS` rows or more is split: calibration on its
-first quarter, every comparison (the parent's metrics included) on the rest. A smaller
-holdout is used for both, and that judgement is optimistic.
+1% accuracy change) and only its first :data:`MAX_HOLDOUT_ROWS` are used. Static int8's
+calibration rows and pruning's fine-tuning rows are set aside from it as
+:mod:`~mlgate.optimize.builders` describes, so the comparison is on rows no variant was
+calibrated or tuned on (for a holdout large enough to split).
 
-Kinds are a table of builders keyed by name (:data:`BUILDERS`), fixed at import like the
-registry's flavors and passed in (``builders=``); PyTorch export and pruning add rows here.
+The kinds themselves (what each builds, when it applies, PyTorch's export and pruning) are
+the table in :mod:`~mlgate.optimize.builders`; this module runs whichever table it is passed
+(``builders=``).
 """
 
 from __future__ import annotations
@@ -38,18 +37,31 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from mlgate.errors import DuplicateVersionError, MlgateError, OptimizeError
 from mlgate.ledger.events import LedgerEvent, digest_json
-from mlgate.optimize import quantize
+from mlgate.optimize.builders import (
+    BUILDERS,
+    DEFAULT_KINDS,
+    FLAVORS_OPTIMIZED,
+    MAX_CALIBRATION_ROWS,
+    SPLIT_HOLDOUT_ROWS,
+    TORCH_KINDS,
+    BuildInput,
+    VariantBuilder,
+    calibration_sample,
+    check_comparable,
+    held_rows,
+    parent_onnx,
+    plan_kinds,
+)
 from mlgate.optimize.compare import Comparison, compare_outputs
-from mlgate.optimize.convert import sklearn_to_onnx
 from mlgate.optimize.labels import check_labels
 from mlgate.optimize.measure import MeasureConfig, Measurement, measure_model
+from mlgate.optimize.prune import PruneConfig
 from mlgate.optimize.report import OptimizeReport, SkippedKind, VariantResult
 from mlgate.optimize.sample import check_sample
 from mlgate.optimize.tolerance import Tolerances
@@ -60,11 +72,13 @@ from mlgate.workspace import Workspace
 __all__ = [
     "BUILDERS",
     "DEFAULT_KINDS",
+    "FLAVORS_OPTIMIZED",
     "MAX_CALIBRATION_ROWS",
     "MAX_HOLDOUT_ROWS",
     "MIN_HOLDOUT_ROWS",
     "OPTIMIZED_EVENT",
     "SPLIT_HOLDOUT_ROWS",
+    "TORCH_KINDS",
     "BuildInput",
     "VariantBuilder",
     "optimize_version",
@@ -73,62 +87,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 OPTIMIZED_EVENT = "model.optimized"
-ONNX = "onnx"
 MIN_HOLDOUT_ROWS = 100
 MAX_HOLDOUT_ROWS = 10_000
-MAX_CALIBRATION_ROWS = 1_000
-SPLIT_HOLDOUT_ROWS = 400
 Progress = Callable[[str], None]
 Outputs = dict[str, np.ndarray[Any, Any]]
-
-
-@dataclass(frozen=True)
-class BuildInput:
-    """What a builder may use: the parent, its plain ONNX form, the calibration rows."""
-
-    parent: ModelVersion
-    onnx: bytes
-    calibration: np.ndarray[Any, Any] | None
-
-
-@dataclass(frozen=True)
-class VariantBuilder:
-    kind: str
-    build: Callable[[BuildInput], bytes]
-    # Why the kind would not change this model (None: it applies).
-    skip: Callable[[BuildInput], str | None] = lambda _: None
-    # Whether ``build`` needs ``BuildInput.calibration``.
-    calibrated: bool = False
-
-
-def _static(source: BuildInput) -> bytes:
-    if source.calibration is None:
-        raise OptimizeError("static int8 needs calibration rows; none were prepared")
-    return quantize.quantize_static_int8(source.onnx, source.parent.signature, source.calibration)
-
-
-BUILDERS: Mapping[str, VariantBuilder] = MappingProxyType(
-    {
-        ONNX: VariantBuilder(ONNX, lambda s: s.onnx),
-        quantize.INT8_DYNAMIC: VariantBuilder(
-            quantize.INT8_DYNAMIC,
-            lambda s: quantize.quantize_dynamic_int8(s.onnx),
-            lambda s: quantize.skip_reason(s.onnx, quantize.INT8_DYNAMIC),
-        ),
-        quantize.INT8_STATIC: VariantBuilder(
-            quantize.INT8_STATIC,
-            _static,
-            lambda s: quantize.skip_reason(s.onnx, quantize.INT8_STATIC),
-            calibrated=True,
-        ),
-        quantize.FLOAT16: VariantBuilder(
-            quantize.FLOAT16,
-            lambda s: quantize.to_float16(s.onnx),
-            lambda s: quantize.skip_reason(s.onnx, quantize.FLOAT16),
-        ),
-    }
-)
-DEFAULT_KINDS: tuple[str, ...] = tuple(BUILDERS)
 
 
 @dataclass(frozen=True)
@@ -140,6 +102,7 @@ class _Built:
     comparison: Comparison
     reasons: tuple[str, ...]
     measurement: Measurement
+    flavor: str = "onnx"
 
 
 def optimize_version(
@@ -150,39 +113,46 @@ def optimize_version(
     holdout: Any,
     labels: Any = None,
     calibration: Any = None,
-    kinds: Sequence[str] = DEFAULT_KINDS,
+    kinds: Sequence[str] | None = None,
     tolerance: Tolerances = Tolerances(),
     actor: str,
     progress: Progress | None = None,
     measure: MeasureConfig = MeasureConfig(),
     builders: Mapping[str, VariantBuilder] = BUILDERS,
+    prune_config: PruneConfig = PruneConfig(),
 ) -> OptimizeReport:
     """Build, check, measure and register variants of ``name`` ``version``; ledger the report.
 
     ``holdout`` (2-D, the parent's features, at least :data:`MIN_HOLDOUT_ROWS` rows) is
     what variants are compared and timed on; ``labels`` (one per holdout row: numbers for
     a regressor, mostly the parent's classes for a classifier) adds metric deltas;
-    ``calibration`` calibrates static int8 (default: see the module docstring). Raises
-    OptimizeError for a parent that is not a scikit-learn model, an unknown kind, a bad
-    sample or bad labels, and ConversionError when the parent cannot be converted at all;
-    all of these before anything is registered.
+    ``calibration`` calibrates static int8 (default: see the module docstring); ``kinds``
+    defaults to :data:`DEFAULT_KINDS` (:data:`TORCH_KINDS` for a torch parent);
+    ``prune_config`` sets the pruning ratio and fine-tuning. Raises OptimizeError for a
+    parent that is not a scikit-learn or PyTorch model, an unknown kind, a bad sample or
+    bad labels, and ConversionError when the parent cannot be converted at all; all of
+    these before anything is registered.
     """
     say = progress or (lambda _: None)
-    unknown = [kind for kind in kinds if kind not in builders]
-    if unknown or not kinds:
-        raise OptimizeError(
-            f"unknown optimization kind(s) {unknown or '(none given)'}; choose from "
-            f"{', '.join(builders)}"
-        )
+    if kinds is not None:
+        unknown = [kind for kind in kinds if kind not in builders]
+        if unknown or not kinds:
+            raise OptimizeError(
+                f"unknown optimization kind(s) {unknown or '(none given)'}; choose from "
+                f"{', '.join(builders)}"
+            )
     registry = workspace.registry
     say(f"loading {name} version {version}")
     parent, parent_model = registry.load(name, version)
-    if parent.flavor != "sklearn":
+    if parent.flavor not in FLAVORS_OPTIMIZED:
         raise OptimizeError(
             f"{name} version {parent.version} is a {parent.flavor!r} model; optimize converts "
-            f"scikit-learn models (flavor 'sklearn'). Optimise the scikit-learn version it "
-            f"came from instead."
+            f"scikit-learn (flavor 'sklearn') and PyTorch TorchScript (flavor 'torch') "
+            f"models. Optimise the version it came from instead."
         )
+    if kinds is None:
+        kinds = TORCH_KINDS if parent.flavor == "torch" else DEFAULT_KINDS
+    check_comparable(parent)
     # NaN is the parent's to accept or refuse (HistGradientBoosting routes it).
     rows = check_sample(holdout, parent.signature, purpose="holdout", allow_nan=True)
     if len(rows) < MIN_HOLDOUT_ROWS:
@@ -198,15 +168,30 @@ def optimize_version(
         truth = check_labels(labels, len(rows), classes=classes)[:MAX_HOLDOUT_ROWS]
     rows = rows[:MAX_HOLDOUT_ROWS]
     say("converting to ONNX")
+    parent_data = registry.read_artifact(parent) if parent.flavor == "torch" else b""
     probe = BuildInput(
         parent=parent,
-        onnx=sklearn_to_onnx(getattr(parent_model, "estimator", None), parent.signature),
+        onnx=parent_onnx(parent, parent_model, parent_data),
         calibration=None,
+        parent_data=parent_data,
+        prune=prune_config,
     )
-    planned, skipped = _plan(kinds, builders, probe, say)
-    calibration_rows = None
-    if any(builders[kind].calibrated for kind in planned):
-        calibration_rows, start = _calibration(rows, calibration, parent)
+    planned, skipped = plan_kinds(kinds, builders, probe, say)
+    calibrated = any(builders[kind].calibrated for kind in planned)
+    tuned = prune_config.fine_tune_epochs > 0 and any(builders[k].tuned for k in planned)
+    if tuned and truth is None:
+        raise OptimizeError(
+            f"fine-tuning ({prune_config.fine_tune_epochs} epochs) trains on labelled holdout "
+            f"rows; pass labels (--label-column), or set fine_tune_epochs to 0"
+        )
+    calibration_rows = tuning_rows = tuning_labels = None
+    if calibrated or tuned:
+        split = tuned or calibration is None
+        start = held_rows(len(rows), split=split)
+        if calibrated:
+            calibration_rows = calibration_sample(rows, calibration, parent, start)
+        if tuned and truth is not None:
+            tuning_rows, tuning_labels = (rows[:start], truth[:start]) if start else (rows, truth)
         rows, truth = rows[start:], None if truth is None else truth[start:]
         parent_out = {key: value[start:] for key, value in parent_out.items()}
     say(f"measuring the parent ({parent.flavor})")
@@ -219,7 +204,9 @@ def optimize_version(
             comparison=compare_outputs(parent_out, parent_out, truth),
         )
     ]
-    source = dataclasses.replace(probe, calibration=calibration_rows)
+    source = dataclasses.replace(
+        probe, calibration=calibration_rows, tuning_rows=tuning_rows, tuning_labels=tuning_labels
+    )
     built: list[_Built] = []
     for kind in planned:
         try:
@@ -250,48 +237,6 @@ def optimize_version(
     return dataclasses.replace(report, ledger_seq=_ledger(workspace, report, actor))
 
 
-def _plan(
-    kinds: Sequence[str], builders: Mapping[str, VariantBuilder], probe: BuildInput, say: Progress
-) -> tuple[list[str], list[SkippedKind]]:
-    """The kinds to build, and those that do not apply (or whose check raised)."""
-    planned: list[str] = []
-    skipped: list[SkippedKind] = []
-    for kind in dict.fromkeys(kinds):
-        try:
-            reason = builders[kind].skip(probe)
-        except Exception as exc:
-            logger.exception("deciding whether %s applies failed", kind)
-            skipped.append(SkippedKind(kind, "failed", f"{type(exc).__name__}: {exc}"))
-            continue
-        if reason is None:
-            planned.append(kind)
-        else:
-            say(f"{kind}: skipped, {reason}")
-            skipped.append(SkippedKind(kind, "skipped", reason))
-    return planned, skipped
-
-
-def _calibration(
-    rows: np.ndarray[Any, Any], calibration: Any, parent: ModelVersion
-) -> tuple[np.ndarray[Any, Any], int]:
-    """Calibration rows, and the first holdout row the comparison may use."""
-    if calibration is not None:
-        sample = check_sample(calibration, parent.signature, purpose="calibration sample")
-        return sample[:MAX_CALIBRATION_ROWS], 0
-    start = len(rows) // 4 if len(rows) >= SPLIT_HOLDOUT_ROWS else 0
-    part = rows[:start] if start else rows
-    sample = check_sample(
-        part[~np.isnan(part).any(axis=1)],
-        parent.signature,
-        purpose=(
-            "holdout's first quarter without missing values (calibration)"
-            if start
-            else "holdout's rows without missing values (calibration)"
-        ),
-    )
-    return sample[:MAX_CALIBRATION_ROWS], start
-
-
 def _build(
     builder: VariantBuilder,
     source: BuildInput,
@@ -305,13 +250,14 @@ def _build(
     kind = builder.kind
     say(f"{kind}: building")
     data = builder.build(source)
-    model = _load_onnx(data, source.parent)
+    model = _load_variant(data, source.parent, builder.flavor)
     input_name = source.parent.signature.inputs[0].name
     variant_out = _predict(model, input_name, rows, f"the {kind} variant")
     comparison = compare_outputs(parent_out, variant_out, truth)
     reasons = comparison.check(tolerance.for_kind(kind))
     say(f"{kind}: measuring")
-    return _Built(kind, data, comparison, reasons, measure_model(model, len(data), rows, measure))
+    measured = measure_model(model, len(data), rows, measure)
+    return _Built(kind, data, comparison, reasons, measured, builder.flavor)
 
 
 def _settle(
@@ -332,7 +278,7 @@ def _settle(
         measured, compared = variant.measurement, variant.comparison
         return VariantResult(kind, "rejected", measured, None, compared, reasons)
     metrics = variant.comparison.metrics()
-    number, status = _register(workspace, parent, kind, variant.data, metrics, actor)
+    number, status = _register(workspace, parent, variant, metrics, actor)
     say(f"{kind}: {status} as version {number}")
     return VariantResult(kind, status, variant.measurement, number, variant.comparison)
 
@@ -344,6 +290,8 @@ def _classes(parent: ModelVersion, model: LoadedModel, out: Outputs) -> np.ndarr
     recorded = parent.flavor_metadata.get("classes")
     if isinstance(recorded, list) and recorded:
         return np.asarray(recorded)
+    if parent.flavor == "torch" and "probabilities" in out:
+        return np.arange(out["probabilities"].shape[1])  # label = column index
     fitted = getattr(getattr(model, "estimator", None), "classes_", None)
     if fitted is not None:
         return np.asarray(fitted)
@@ -364,9 +312,9 @@ def _predict(
         ) from exc
 
 
-def _load_onnx(data: bytes, parent: ModelVersion) -> LoadedModel:
+def _load_variant(data: bytes, parent: ModelVersion, flavor_name: str) -> LoadedModel:
     """Load as serving would, and insist on the parent's interface (else no routing)."""
-    flavor = flavor_named("onnx")
+    flavor = flavor_named(flavor_name)
     inspection = flavor.inspect(data)
     if inspection.signature != parent.signature:
         raise OptimizeError(
@@ -379,12 +327,12 @@ def _load_onnx(data: bytes, parent: ModelVersion) -> LoadedModel:
 def _register(
     workspace: Workspace,
     parent: ModelVersion,
-    kind: str,
-    data: bytes,
+    variant: _Built,
     metrics: Mapping[str, float],
     actor: str,
 ) -> tuple[int, str]:
-    """Register ``data`` as a new version, or find the version that already holds it."""
+    """Register the variant as a new version, or find the version that already holds it."""
+    kind, data = variant.kind, variant.data
     digest = hashlib.sha256(data).hexdigest()
     existing = _version_with(workspace, parent.name, digest)
     if existing is not None:
@@ -394,7 +342,7 @@ def _register(
             parent.name,
             data,
             actor=actor,
-            flavor="onnx",
+            flavor=variant.flavor,
             metrics=metrics,
             tags={"optimized_from": str(parent.version), "optimization": kind},
             lineage=dataclasses.replace(parent.lineage, parent_version=parent.version),

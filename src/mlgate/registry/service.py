@@ -28,6 +28,7 @@ from mlgate.ledger.log import MerkleLog
 from mlgate.registry._rows import alias_move_from_row, version_from_row, version_to_row
 from mlgate.registry.artifacts import ArtifactStore
 from mlgate.registry.flavors import Inspection, LoadedModel, detect_flavor, flavor_named
+from mlgate.registry.flavors.torch import TorchFlavor
 from mlgate.registry.records import (
     AliasMove,
     Lineage,
@@ -87,7 +88,11 @@ class Registry:
         checked_metrics = check_metrics(metrics or {})
         checked_tags = check_tags(tags or {})
         handler = flavor_named(flavor) if flavor else detect_flavor(data)
-        inspection = handler.inspect(data, trusted_types=trusted_types)
+        if isinstance(handler, TorchFlavor):
+            # TorchScript records no shapes: the override may be the only signature there is.
+            inspection = handler.inspect(data, trusted_types=trusted_types, signature=signature)
+        else:
+            inspection = handler.inspect(data, trusted_types=trusted_types)
         final_signature = _override_signature(inspection.signature, signature)
         digest = self._artifacts.put(data)
         with self._store.write() as conn:

@@ -12,14 +12,15 @@ from mlgate.registry.flavors.base import Flavor, Inspection, LoadedModel
 from mlgate.registry.flavors.lightgbm import LightgbmFlavor
 from mlgate.registry.flavors.onnx import OnnxFlavor
 from mlgate.registry.flavors.sklearn import SklearnFlavor
+from mlgate.registry.flavors.torch import TorchFlavor
 
 __all__ = ["FLAVORS", "Flavor", "Inspection", "LoadedModel", "detect_flavor", "flavor_named"]
 
-FLAVORS: tuple[Flavor, ...] = (OnnxFlavor(), SklearnFlavor(), LightgbmFlavor())
+FLAVORS: tuple[Flavor, ...] = (OnnxFlavor(), SklearnFlavor(), LightgbmFlavor(), TorchFlavor())
 
 _FORMATS = (
-    "an ONNX model (.onnx), a scikit-learn model saved with skops (.skops) "
-    "or a LightGBM text model (Booster.save_model)"
+    "an ONNX model (.onnx), a scikit-learn model saved with skops (.skops), "
+    "a TorchScript archive (torch.jit.save) or a LightGBM text model (Booster.save_model)"
 )
 
 
@@ -37,7 +38,8 @@ def flavor_named(name: str) -> Flavor:
 def detect_flavor(data: bytes) -> Flavor:
     """Pick the flavor whose cheap content check accepts ``data``.
 
-    The checks are mutually exclusive by construction (protobuf tag, zip magic,
+    The checks are mutually exclusive by construction (protobuf tag; zip magic with
+    TorchScript's ``data.pkl`` and ``code/`` entries for torch, any other zip for skops;
     LightGBM header), so order does not matter.
     """
     for flavor in FLAVORS:

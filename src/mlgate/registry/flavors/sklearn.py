@@ -22,6 +22,7 @@ import numpy as np
 
 from mlgate.errors import ArtifactError, SignatureError, UntrustedArtifactError
 from mlgate.registry.flavors.base import Inspection, check_flavor, prepare_inputs
+from mlgate.registry.flavors.torch import looks_like_torchscript
 from mlgate.registry.signature import Signature, TensorSpec, datatype_of, numpy_dtype
 
 __all__ = ["SklearnFlavor"]
@@ -37,8 +38,8 @@ class SklearnFlavor:
     name = "sklearn"
 
     def sniff(self, data: bytes) -> bool:
-        """Any zip: skops is the only zip-based format, so a damaged one lands here."""
-        return data[:4] == b"PK\x03\x04"
+        """Any zip but a TorchScript archive, so a damaged skops file lands here."""
+        return data[:4] == b"PK\x03\x04" and not looks_like_torchscript(data)
 
     def inspect(self, data: bytes, *, trusted_types: Sequence[str] = ()) -> Inspection:
         needed = _needed_types(data)
