@@ -149,7 +149,9 @@ def run(quick: bool) -> dict[str, Any]:
             print(f"optimize: {TORCH_LABEL}", file=sys.stderr, flush=True)
             x50, y50 = _data(len(x), seed=0, features=50)
             data = _torch_mlp(x50[train], y50[train], quick)
-            workspace.registry.register("torch_mlp", data, actor=ACTOR)
+            workspace.registry.register(
+                "torch_mlp", data, actor=ACTOR, trusted_types=["torchscript"]
+            )
             report = optimize_version(
                 workspace,
                 "torch_mlp",

@@ -18,7 +18,7 @@ from mlgate.optimize import (
     prune_torchscript,
 )
 from mlgate.registry.flavors import flavor_named
-from mlgate.registry.flavors.torch import save_torchscript
+from mlgate.registry.flavors.torch import TRUST, save_torchscript
 from mlgate.registry.signature import Signature, TensorSpec
 from mlgate.workspace import Workspace
 from tests.models import ACTOR
@@ -79,7 +79,7 @@ def torch_mlp() -> Trained:
 
 def _register(workspace: Workspace, module: nn.Module) -> bytes:
     data = save_torchscript(module, SIGNATURE)
-    workspace.registry.register("m", data, actor=ACTOR)
+    workspace.registry.register("m", data, actor=ACTOR, trusted_types=[TRUST])
     return data
 
 
@@ -100,7 +100,8 @@ def _rows(report: OptimizeReport) -> dict[str, dict[str, Any]]:
 
 def _labels(data: bytes, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     flavor = flavor_named("torch")
-    return flavor.load(data, flavor.inspect(data)).predict({"input": x})["label"]
+    inspection = flavor.inspect(data, trusted_types=[TRUST])
+    return flavor.load(data, inspection).predict({"input": x})["label"]
 
 
 def test_mlp_exported_quantized_and_pruned_all_servable(
@@ -151,7 +152,10 @@ def test_pruning_shrinks_layers_and_fine_tuning_recovers_agreement(torch_mlp: Tr
         torch_mlp.y[tune],
     )
     flavor = flavor_named("torch")
-    counts = [flavor.inspect(d).metadata["parameters"] for d in (data, plain, tuned)]
+    counts = [
+        flavor.inspect(d, trusted_types=[TRUST]).metadata["parameters"]
+        for d in (data, plain, tuned)
+    ]
     # 64 -> 13 neurons in both hidden layers: 8*13+13 + 13*13+13 + 13*2+2
     assert counts == [8 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2, 327, 327]
     assert len(plain) < len(data)
@@ -213,3 +217,17 @@ def test_failed_export_is_a_conversion_error(workspace: Workspace) -> None:
 def test_prune_ratio_is_checked() -> None:
     with pytest.raises(OptimizeError, match="between 0 and 1"):
         PruneConfig(prune_ratio=1.0)
+
+
+def test_fine_tuning_skips_rows_with_missing_values(torch_mlp: Trained) -> None:
+    data = save_torchscript(torch_mlp.estimator, SIGNATURE)
+    rows = torch_mlp.x[:200].copy()
+    rows[::7, 0] = np.nan  # one NaN row would turn every weight into NaN
+    config = PruneConfig(prune_ratio=0.3, fine_tune_epochs=3)
+    tuned = prune_torchscript(data, SIGNATURE, config, rows, torch_mlp.y[:200])
+    flavor = flavor_named("torch")
+    model = flavor.load(tuned, flavor.inspect(tuned, trusted_types=[TRUST]))
+    probabilities = model.predict({"input": torch_mlp.x[:50]})["probabilities"]
+    assert np.isfinite(probabilities).all()
+    with pytest.raises(OptimizeError, match="every fine-tuning row"):
+        prune_torchscript(data, SIGNATURE, config, np.full((10, WIDTH), np.nan), np.zeros(10))

@@ -150,9 +150,26 @@ def prune_torchscript(
                 "fine-tuning a pruned model needs labelled holdout rows; pass labels "
                 "(--label-column) or set fine_tune_epochs to 0"
             )
+        rows, labels = _complete(rows, labels)
         _fine_tune(torch, module, signature, rows, labels, config)
     module.eval()
     return save_torchscript(module, signature)
+
+
+def _complete(
+    rows: np.ndarray[Any, Any], labels: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Rows (and labels) without missing values: one NaN makes every weight NaN."""
+    ok = np.isfinite(np.asarray(rows, dtype=np.float64)).all(axis=1)
+    truth = np.asarray(labels)
+    if truth.dtype.kind == "f":
+        ok &= np.isfinite(truth)
+    if not ok.any():
+        raise OptimizeError(
+            "every fine-tuning row has a missing or infinite value (or label); impute them, "
+            "or set fine_tune_epochs to 0"
+        )
+    return rows[ok], truth[ok]
 
 
 def _fine_tune(

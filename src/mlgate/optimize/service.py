@@ -315,7 +315,8 @@ def _predict(
 def _load_variant(data: bytes, parent: ModelVersion, flavor_name: str) -> LoadedModel:
     """Load as serving would, and insist on the parent's interface (else no routing)."""
     flavor = flavor_named(flavor_name)
-    inspection = flavor.inspect(data)
+    # A TorchScript variant is the parent's own code with fewer weights: trusted as it is.
+    inspection = flavor.inspect(data, trusted_types=parent.trusted_types)
     if inspection.signature != parent.signature:
         raise OptimizeError(
             f"the variant's signature {inspection.signature.to_json()} differs from the "
@@ -346,6 +347,9 @@ def _register(
             metrics=metrics,
             tags={"optimized_from": str(parent.version), "optimization": kind},
             lineage=dataclasses.replace(parent.lineage, parent_version=parent.version),
+            # A pruned TorchScript variant is the parent's own code with fewer weights:
+            # the trust the parent was registered with carries over; ONNX needs none.
+            trusted_types=parent.trusted_types if variant.flavor == "torch" else (),
         )
     except DuplicateVersionError:  # registered by a concurrent run since we looked
         found = _version_with(workspace, parent.name, digest)

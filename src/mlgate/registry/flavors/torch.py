@@ -1,10 +1,14 @@
 """The PyTorch flavor: TorchScript archives written by ``torch.jit.save``.
 
-Nothing in the file is pickle-loaded as Python objects: a TorchScript archive holds
-TorchScript code (a statically typed subset of Python compiled by TorchScript's own
-compiler) and tensors, and ``torch.jit.load`` (on CPU, ``map_location="cpu"``) rebuilds
-the module from those alone, so a TorchScript archive can only call torch operators,
-never arbitrary Python. Plain ``torch.save`` files (pickled modules) are not accepted.
+A TorchScript archive is code, and is treated as such. Nothing in it is unpickled as
+arbitrary Python objects (``torch.jit.load``, on the CPU, rebuilds the module from
+TorchScript code and tensors), but TorchScript's operators include file I/O
+(``torch.from_file`` reads any file the server can read, and a model can hand its bytes
+back in its outputs), and registration runs the module once. So, like a skops file's
+types, a TorchScript archive must be vouched for: it is registered only with the trust
+token :data:`TRUST` (``mlgate models register ... --trust torchscript``), recorded with
+the version, and refused without it. Plain ``torch.save`` files (pickled modules) are
+never accepted.
 
 TorchScript carries no tensor shapes or names, so the signature comes from an extra file
 in the archive, :data:`SIGNATURE_FILE` (``mlgate/signature.json``, written by
@@ -30,11 +34,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mlgate.errors import ArtifactError, SignatureError
+from mlgate.errors import ArtifactError, SignatureError, UntrustedArtifactError
 from mlgate.registry.flavors.base import Inspection, check_flavor, prepare_inputs
 from mlgate.registry.signature import Signature, numpy_dtype
 
 __all__ = [
+    "TRUST",
     "INSTALL_HINT",
     "SIGNATURE_FILE",
     "TorchFlavor",
@@ -47,6 +52,8 @@ __all__ = [
 ]
 
 SIGNATURE_FILE = "mlgate/signature.json"
+# The --trust token a TorchScript archive needs: the user vouches for its code.
+TRUST = "torchscript"
 INSTALL_HINT = "pip install 'mlgate[torch]'"
 
 
@@ -144,11 +151,20 @@ class TorchFlavor:
     ) -> Inspection:
         """Load the module, read its embedded signature (else ``signature``), try one row.
 
-        ``trusted_types`` is ignored: TorchScript archives hold no Python objects to trust.
+        Refused unless ``trusted_types`` holds :data:`TRUST` (see the module docstring).
+        A ``signature`` given beside an embedded one wins, and is the one tried.
         """
+        if TRUST not in trusted_types:
+            raise UntrustedArtifactError(
+                "a TorchScript archive is code: its operators can read files the server can "
+                "read, and registering it runs it once. Register only archives you trust, "
+                f"with --trust {TRUST} (Python: trusted_types=['{TRUST}'])."
+            )
         torch = require_torch()
         module, embedded = _load(torch, data)
         source = "embedded"
+        if signature is not None:
+            embedded, source = signature, "override"
         if embedded is None:
             if signature is None:
                 raise SignatureError(
@@ -169,11 +185,18 @@ class TorchFlavor:
             "parameters": int(sum(p.numel() for p in module.parameters())),
             "signature_source": source,
         }
-        return Inspection(flavor=self.name, signature=embedded, metadata=metadata)
+        return Inspection(
+            flavor=self.name, signature=embedded, metadata=metadata, trusted_types=(TRUST,)
+        )
 
     def load(self, data: bytes, inspection: Inspection) -> TorchModel:
         torch = require_torch()
         check_flavor(inspection, self.name)
+        if TRUST not in inspection.trusted_types:
+            raise UntrustedArtifactError(
+                f"this TorchScript version was not registered with --trust {TRUST}; "
+                "register the archive again, trusting it, to serve it"
+            )
         module, _ = _load(torch, data)
         return TorchModel(signature=inspection.signature, module=module)
 
@@ -223,6 +246,21 @@ def _try_one_row(torch: Any, module: Any, signature: Signature) -> None:
         ) from exc
 
 
+def _check_shape(spec: Any, shape: tuple[int, ...], rows: int | None) -> None:
+    """The module's output must have the declared rank, fixed sizes and one row per input."""
+    declared = tuple(spec.shape)
+    fits = len(shape) == len(declared) and all(
+        want in (-1, got) for want, got in zip(declared, shape, strict=True)
+    )
+    if fits and rows is not None and declared and shape[0] != rows:
+        fits = False
+    if not fits:
+        raise SignatureError(
+            f"output {spec.name!r} came back shaped {list(shape)} for {rows} rows, but the "
+            f"signature declares {list(declared)}; fix the signature or the module's forward"
+        )
+
+
 def named_outputs(signature: Signature, result: Any) -> dict[str, Any]:
     """Name ``forward``'s result (a tensor, or a tuple in signature order) by the signature."""
     values = list(result) if isinstance(result, tuple | list) else [result]
@@ -256,9 +294,12 @@ class TorchModel:
         with torch.inference_mode():
             result = self.module(*tensors)
         named = named_outputs(self.signature, result)
-        return {
-            spec.name: np.asarray(named[spec.name].numpy()).astype(
+        rows = tensors[0].shape[0] if tensors and tensors[0].dim() else None
+        outputs = {}
+        for spec in self.signature.outputs:
+            value = np.asarray(named[spec.name].numpy()).astype(
                 numpy_dtype(spec.datatype), copy=False
             )
-            for spec in self.signature.outputs
-        }
+            _check_shape(spec, value.shape, rows)
+            outputs[spec.name] = value
+        return outputs
