@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,39 +18,20 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from mlgate.cli.app import main
 from mlgate.monitoring.drift import compare, compare_profile
 from mlgate.monitoring.profile import load_profile
 from mlgate.monitoring.tabular import read_column_names, read_frame
+from tests.cli._in_process import Cli, Run, run_main
 
 MLGATE = Path(sys.executable).parent / "mlgate"
 N = 400
 XSS = "<script>alert(1)</script>"
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-Cli = Callable[..., Run]
-
-
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
     def run(*args: object) -> Run:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["mlgate", "drift", *(str(a) for a in args)])
-        with pytest.raises(SystemExit) as exited:
-            main()
-        out, err = capsys.readouterr()
-        code = exited.value.code
-        return Run(0 if code is None else int(code), out, err)
+        return run_main(capsys, monkeypatch, ["drift"], args)
 
     return run
 

@@ -4,21 +4,16 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from mlgate.cli.app import main
-from mlgate.config import Settings
 from mlgate.experiments.stats import sample_size_mean, sample_size_proportion
 from mlgate.serving.endpoints import EndpointStore
 from mlgate.serving.spec import endpoint_from_json
 from mlgate.workspace import Workspace
+from tests.cli._in_process import Cli
 from tests.models import linear_classifier, register
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -37,34 +32,9 @@ DOCUMENT = {
 W = [[1.0, -1.0, 0.5], [0.5, 0.0, -0.5], [-1.0, 1.0, 0.0], [0.25, 0.25, -0.25]]
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-Cli = Callable[..., Run]
-
-
 @pytest.fixture
-def cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, settings: Settings
-) -> Cli:
-    def run(*args: object) -> Run:
-        capsys.readouterr()
-        argv = ["mlgate", "--home", str(settings.home), "--store", settings.store_url]
-        monkeypatch.setattr(sys, "argv", [*argv, *(str(a) for a in args)])
-        with pytest.raises(SystemExit) as exited:
-            main()
-        out, err = capsys.readouterr()
-        code = exited.value.code
-        return Run(0 if code is None else int(code), out, err)
-
-    return run
+def cli(workspace_cli: Cli) -> Cli:
+    return workspace_cli
 
 
 def test_analyze_prints_the_promised_shape(cli: Cli, tmp_path: Path) -> None:

@@ -3,54 +3,27 @@ model, a holdout file, variants registered with lineage and servable beside the 
 
 from __future__ import annotations
 
-import json
-import sys
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from mlgate.cli.app import main
-from mlgate.config import Settings
 from mlgate.serving.endpoints import EndpointStore
 from mlgate.serving.spec import endpoint_from_json
 from mlgate.workspace import Workspace
+from tests.cli._in_process import Cli
 from tests.models import ACTOR
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 PROMISED = {"version", "kind", "size_bytes", "p50_us", "rows_per_s", "accuracy_delta"}
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
 @pytest.fixture
-def cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, settings: Settings
-) -> Callable[..., Run]:
-    def run(*args: object) -> Run:
-        capsys.readouterr()
-        argv = ["mlgate", "--home", str(settings.home), "--store", settings.store_url]
-        monkeypatch.setattr(sys, "argv", [*argv, *(str(a) for a in args)])
-        with pytest.raises(SystemExit) as exited:
-            main()
-        out, err = capsys.readouterr()
-        return Run(0 if exited.value.code is None else int(exited.value.code), out, err)
-
-    return run
+def cli(workspace_cli: Cli) -> Cli:
+    return workspace_cli
 
 
 def _mlp(workspace: Workspace, tmp_path: Path) -> Path:
@@ -74,7 +47,7 @@ def _mlp(workspace: Workspace, tmp_path: Path) -> Path:
 
 
 def test_optimize_registers_checked_variants_with_lineage(
-    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+    cli: Cli, workspace: Workspace, tmp_path: Path
 ) -> None:
     holdout = _mlp(workspace, tmp_path)
     result = cli("optimize", "mlp:1", "--holdout", holdout, "--label-column", "y", "--json")
@@ -115,7 +88,7 @@ def test_optimize_registers_checked_variants_with_lineage(
 
 
 def test_optimize_refusals_are_one_clear_line(
-    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+    cli: Cli, workspace: Workspace, tmp_path: Path
 ) -> None:
     holdout = _mlp(workspace, tmp_path)
     wrong = tmp_path / "wrong.csv"
@@ -137,7 +110,7 @@ def test_optimize_refusals_are_one_clear_line(
 
 
 def test_named_features_are_read_by_name_not_position(
-    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+    cli: Cli, workspace: Workspace, tmp_path: Path
 ) -> None:
     import pandas as pd
     import skops.io
@@ -171,7 +144,7 @@ def test_named_features_are_read_by_name_not_position(
 
 
 def test_a_tolerance_from_the_command_line_rejects_a_variant(
-    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+    cli: Cli, workspace: Workspace, tmp_path: Path
 ) -> None:
     holdout = _mlp(workspace, tmp_path)
     result = cli(
@@ -186,7 +159,7 @@ def test_a_tolerance_from_the_command_line_rejects_a_variant(
 
 
 def test_a_torch_parent_gets_the_torch_kinds_and_the_pruning_flags(
-    cli: Callable[..., Run], workspace: Workspace, tmp_path: Path
+    cli: Cli, workspace: Workspace, tmp_path: Path
 ) -> None:
     import torch
 
