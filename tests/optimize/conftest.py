@@ -86,3 +86,22 @@ def register_sklearn(workspace: Workspace, name: str, estimator: Any) -> ModelVe
     data = skops.io.dumps(estimator)
     trusted = sorted(skops.io.get_untrusted_types(data=data))
     return workspace.registry.register(name, data, actor=ACTOR, trusted_types=trusted)
+
+
+def run_optimize(workspace: Workspace, trained: Trained, **kwargs: Any) -> Any:
+    """optimize_version on model "m" v1 with the trained model's rows and fast timings."""
+    from mlgate.optimize import optimize_version
+
+    options: dict[str, Any] = {
+        "holdout": trained.x,
+        "labels": trained.y,
+        "actor": ACTOR,
+        "measure": FAST,
+    }
+    options.update(kwargs)
+    return optimize_version(workspace, "m", 1, **options)
+
+
+def rows_by_kind(report: Any) -> dict[str, dict[str, Any]]:
+    """The report's variant rows keyed by kind."""
+    return {row["kind"]: row for row in report.to_json()["variants"]}

@@ -25,24 +25,20 @@ from mlgate.optimize import (
 )
 from mlgate.workspace import Workspace
 from tests.models import ACTOR, linear_classifier
-from tests.optimize.conftest import FAST, WIDTH, Trained, register_sklearn
+from tests.optimize.conftest import (
+    FAST,
+    WIDTH,
+    Trained,
+    register_sklearn,
+)
+from tests.optimize.conftest import (
+    rows_by_kind as _rows,
+)
+from tests.optimize.conftest import (
+    run_optimize as _optimize,
+)
 
 QUANTIZED = ("onnx-int8-dynamic", "onnx-int8-static", "onnx-fp16")
-
-
-def _optimize(workspace: Workspace, trained: Trained, **kwargs: Any) -> OptimizeReport:
-    options: dict[str, Any] = {
-        "holdout": trained.x,
-        "labels": trained.y,
-        "actor": ACTOR,
-        "measure": FAST,
-    }
-    options.update(kwargs)
-    return optimize_version(workspace, "m", 1, **options)
-
-
-def _rows(report: OptimizeReport) -> dict[str, dict[str, Any]]:
-    return {row["kind"]: row for row in report.to_json()["variants"]}
 
 
 def _bare(data: bytes, x: np.ndarray[Any, Any]) -> dict[str, np.ndarray[Any, Any]]:

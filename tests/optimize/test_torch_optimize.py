@@ -12,9 +12,7 @@ from torch import nn
 from mlgate.errors import ConversionError, OptimizeError
 from mlgate.optimize import (
     TORCH_KINDS,
-    OptimizeReport,
     PruneConfig,
-    optimize_version,
     prune_torchscript,
 )
 from mlgate.registry.flavors import flavor_named
@@ -22,7 +20,18 @@ from mlgate.registry.flavors.torch import TRUST, save_torchscript
 from mlgate.registry.signature import Signature, TensorSpec
 from mlgate.workspace import Workspace
 from tests.models import ACTOR
-from tests.optimize.conftest import FAST, WIDTH, Trained, _data, register_sklearn
+from tests.optimize.conftest import (
+    WIDTH,
+    Trained,
+    _data,
+    register_sklearn,
+)
+from tests.optimize.conftest import (
+    rows_by_kind as _rows,
+)
+from tests.optimize.conftest import (
+    run_optimize as _optimize,
+)
 
 SIGNATURE = Signature(
     inputs=(TensorSpec("input", "FP32", (-1, WIDTH)),),
@@ -81,21 +90,6 @@ def _register(workspace: Workspace, module: nn.Module) -> bytes:
     data = save_torchscript(module, SIGNATURE)
     workspace.registry.register("m", data, actor=ACTOR, trusted_types=[TRUST])
     return data
-
-
-def _optimize(workspace: Workspace, trained: Trained, **kwargs: Any) -> OptimizeReport:
-    options: dict[str, Any] = {
-        "holdout": trained.x,
-        "labels": trained.y,
-        "actor": ACTOR,
-        "measure": FAST,
-    }
-    options.update(kwargs)
-    return optimize_version(workspace, "m", 1, **options)
-
-
-def _rows(report: OptimizeReport) -> dict[str, dict[str, Any]]:
-    return {row["kind"]: row for row in report.to_json()["variants"]}
 
 
 def _labels(data: bytes, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
