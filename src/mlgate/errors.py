@@ -42,8 +42,13 @@ not live here: the serving layer maps these classes to responses in one place.
     ├── ExperimentError
     │   ├── ExperimentInputError  summaries, weights, rewards or contexts that cannot be analysed
     │   └── CanaryError           a canary that cannot start, move or stop as asked
-    └── OptimizeError            a model that cannot be optimised as asked (or a missing extra)
-        └── ConversionError      a converter failed or changed the model's answers
+    ├── OptimizeError            a model that cannot be optimised as asked (or a missing extra)
+    │   └── ConversionError      a converter failed or changed the model's answers
+    └── LoopError                the retraining loop cannot go on as configured
+        ├── LoopConfigError      a loop file, gate or trainer spec that cannot be used
+        ├── TrainingError        the trainer raised, returned garbage or ran past its budget
+        ├── GateError            a gate that cannot be evaluated on the data given
+        └── LineageError         a request or version whose lineage cannot be found
 
 The HTTP mapping of the serving family lives in ``mlgate.serving.http``.
 """
@@ -64,11 +69,15 @@ __all__ = [
     "ExperimentError",
     "ExperimentInputError",
     "ForbiddenError",
+    "GateError",
     "InvalidNameError",
     "InvalidRequestError",
     "LedgerError",
     "LedgerIntegrityError",
     "LedgerKeyError",
+    "LineageError",
+    "LoopConfigError",
+    "LoopError",
     "MlgateError",
     "ModelFailedError",
     "ModelNotFoundError",
@@ -85,6 +94,7 @@ __all__ = [
     "ServingError",
     "SignatureError",
     "StoreError",
+    "TrainingError",
     "UnauthorizedError",
     "UnknownFlavorError",
     "UntrustedArtifactError",
@@ -286,3 +296,23 @@ class OptimizeError(MlgateError):
 
 class ConversionError(OptimizeError):
     """A converter failed, or its output no longer gives the parent's answers."""
+
+
+class LoopError(MlgateError):
+    """The retraining loop cannot go on as configured (say which step and why)."""
+
+
+class LoopConfigError(LoopError):
+    """A loop file, gate or trainer specification that cannot be used as written."""
+
+
+class TrainingError(LoopError):
+    """The trainer raised, returned something that cannot be registered, or ran too long."""
+
+
+class GateError(LoopError):
+    """A validation gate that cannot be evaluated on the data given (not a failed gate)."""
+
+
+class LineageError(LoopError):
+    """A request or model version whose lineage cannot be found."""

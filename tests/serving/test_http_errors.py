@@ -50,6 +50,11 @@ STATUS = {
     "ExperimentInputError": 400,
     "CanaryError": 409,
     "OptimizeError": 400,
+    "LoopConfigError": 400,
+    "LineageError": 404,
+    "GateError": 422,
+    "TrainingError": 422,
+    "LoopError": 409,
     "ConversionError": 400,
 }
 

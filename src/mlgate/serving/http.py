@@ -61,6 +61,11 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (errors.CanaryError, 409),  # a canary already running, none to abort, ...
     (errors.ExperimentError, 500),
     (errors.OptimizeError, 400),  # the model or sample a client named cannot be optimised
+    (errors.LoopConfigError, 400),  # a loop file, gate or trainer spec a client sent
+    (errors.LineageError, 404),  # no such request or version to trace
+    (errors.GateError, 422),  # a gate that cannot be evaluated on the data given
+    (errors.TrainingError, 422),  # the trainer failed on the data given
+    (errors.LoopError, 409),  # a run not in the state the operation needs
 )
 
 # 5xx errors outside this tuple describe server internals and get a generic body.

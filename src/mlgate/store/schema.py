@@ -224,3 +224,56 @@ canaries = sa.Table(
     sa.Column("updated_at", sa.String(40), nullable=False),
     sa.Index("ix_canaries_endpoint", "endpoint"),
 )
+
+# --- retraining loop ------------------------------------------------------------
+
+# The loop's durable inbox: every ingested record once per (loop, record_id), whichever
+# source delivered it and however often. ``features`` is null for a label that arrived
+# before its record; ``label`` is null until the label arrives. ``quarantined_by`` names
+# the run whose data check failed on the row: such a row is never trained on.
+# ``labelled_at`` is when its label was stored: the performance monitor reads labels in
+# that order, whichever source delivered them and however late.
+loop_records = sa.Table(
+    "loop_records",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("loop", sa.String(128), nullable=False),
+    sa.Column("record_id", sa.String(128), nullable=False),
+    sa.Column("features", sa.JSON, nullable=True),
+    sa.Column("label", sa.JSON, nullable=True),
+    sa.Column("event_time", sa.String(40), nullable=False),
+    sa.Column("ingested_at", sa.String(40), nullable=False),
+    sa.Column("labelled_at", sa.String(40), nullable=True),
+    sa.Column("quarantined_by", sa.Integer, nullable=True),
+    sa.UniqueConstraint("loop", "record_id", name="uq_loop_records_loop_record"),
+    sa.Index("ix_loop_records_loop_seq", "loop", "seq"),
+    sa.Index("ix_loop_records_loop_labelled", "loop", "labelled_at", "seq"),
+)
+
+# One row per retraining run: a persisted state machine. ``revision`` is bumped by every
+# transition, which applies only if the revision is still the one read, so two loop
+# processes cannot both take a step.
+loop_runs = sa.Table(
+    "loop_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("loop", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(24), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("trigger", sa.JSON, nullable=False),
+    sa.Column("data", sa.JSON, nullable=True),
+    sa.Column("environment", sa.JSON, nullable=True),
+    sa.Column("code", sa.JSON, nullable=True),
+    sa.Column("params", sa.JSON, nullable=True),
+    sa.Column("artifact_sha256", sa.String(64), nullable=True),
+    sa.Column("candidate_version", sa.Integer, nullable=True),
+    sa.Column("champion_version", sa.Integer, nullable=True),
+    sa.Column("metrics", sa.JSON, nullable=True),
+    sa.Column("gate_report", sa.JSON, nullable=True),
+    sa.Column("gate_digest", sa.String(71), nullable=True),
+    sa.Column("canary_id", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Index("ix_loop_runs_loop_state", "loop", "state"),
+)
