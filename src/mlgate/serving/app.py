@@ -34,6 +34,7 @@ from mlgate.serving.endpoints import EndpointStore
 from mlgate.serving.fastpath import InferenceFastPath, read_body
 from mlgate.serving.feedback import FeedbackItem, record_feedback
 from mlgate.serving.http import error_body, error_headers, status_for
+from mlgate.serving.loop_ingest import install_loop_ingest_routes
 from mlgate.serving.metrics import ServingMetrics, multiprocess_render
 from mlgate.serving.openapi import DEPLOY_OPENAPI, FEEDBACK_OPENAPI, INFER_OPENAPI
 from mlgate.serving.overload import LoopLag
@@ -350,6 +351,14 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> Inferen
         workspace=workspace,
         require=require,
         refresh=lambda: state().refresh(),
+        read_body=read_admin_body,
+        guard=_guard,
+        respond=_json,
+    )
+    install_loop_ingest_routes(
+        app,
+        workspace=workspace,
+        require=require,
         read_body=read_admin_body,
         guard=_guard,
         respond=_json,
