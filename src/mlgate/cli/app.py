@@ -16,6 +16,8 @@ from mlgate.cli import (
     experiment,
     init,
     ledger,
+    lineage,
+    loop,
     models,
     monitor,
     optimize,
@@ -47,6 +49,8 @@ app.command("monitor")(monitor.monitor_command)
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(canary.app, name="canary")
 app.command("optimize")(optimize.optimize_command)
+app.command("lineage")(lineage.lineage_command)
+app.add_typer(loop.app, name="loop")
 
 
 def _version(value: bool) -> None:
