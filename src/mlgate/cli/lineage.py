@@ -49,7 +49,7 @@ def lineage_command(
             )
         with open_workspace(ctx) as workspace:
             document = lineage_of_request(workspace, target, request, verify=verify).to_json()
-        tree = _request_tree(document)
+        tree = request_tree(document)
     else:
         model, _, version = target.rpartition(":")
         if not model or not version:
@@ -78,7 +78,7 @@ def _checks(document: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
             version = version.get("parent")
 
 
-def _request_tree(doc: Mapping[str, Any]) -> Tree:
+def request_tree(doc: Mapping[str, Any]) -> Tree:
     tree = _tree(
         f"[bold]request {escape(doc['request_id'])}[/] on endpoint "
         f"[bold]{escape(doc['endpoint'])}[/] (model {escape(doc['model'])})"
