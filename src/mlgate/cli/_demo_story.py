@@ -57,9 +57,12 @@ class Story:
         x, y = SyntheticWorld(seed=3).rows(3000, "before")
         model = LogisticRegression().fit(x[:2000], y[:2000])
         accuracy = float(model.score(x[2000:], y[2000:]))
+        artifact = dumps(model)
+        (self.folder / "models").mkdir(exist_ok=True)
+        (self.folder / "models" / "champion.skops").write_bytes(artifact)  # for the README tour
         version = ws.registry.register(
             self.endpoint,
-            dumps(model),
+            artifact,
             actor=self.settings.actor,
             params={"estimator": "LogisticRegression"},
             metrics={"accuracy": accuracy},
@@ -112,6 +115,10 @@ class Story:
                 self.say(f"{len(traffic.errors)} requests failed, e.g. {traffic.errors[0]}")
             self.say(f"{traffic.sent} requests served")
         self.runs = runner.runs.list(config.name)
+        if self.promoted is not None and self.promoted.candidate_version is not None:
+            retrained = self.workspace.registry.get(self.endpoint, self.promoted.candidate_version)
+            data = self.workspace.registry.read_artifact(retrained)
+            (self.folder / "models" / "retrained.skops").write_bytes(data)
 
     def _steer(self, traffic: Any, runner: Any) -> None:
         if self.drift_at is None and runner.reference is not None and traffic.sent >= _DRIFT_AFTER:
