@@ -56,8 +56,14 @@ def test_drift_retrains_gates_and_registers_a_better_model(
     assert runner.runs.active(config.name) is None  # the world has not moved: no run
 
     runner.inbox.ingest(records(world, 800, "after", start=400), wanted)
-    step_until(runner, lambda: (r := runner.runs.list(config.name)) and not r[0].active
-               or (r and r[0].state == RunState.CANARY))
+    step_until(
+        runner,
+        lambda: (
+            (r := runner.runs.list(config.name))
+            and not r[0].active
+            or (r and r[0].state == RunState.CANARY)
+        ),
+    )
     run = runner.runs.list(config.name)[0]
     assert run.trigger["kind"] in ("drift", "performance")
     assert run.state == RunState.CANARY, run.error
@@ -69,8 +75,16 @@ def test_drift_retrains_gates_and_registers_a_better_model(
     assert registered.lineage.dataset_fingerprint == run.data["fingerprint"]  # type: ignore[index]
     assert registered.lineage.parent_version == champion
     kinds = ledger_kinds(workspace)
-    for kind in ("monitor.alarm", "loop.triggered", "loop.data_checked", "loop.trained",
-                 "loop.gated", "loop.registered", "loop.canary_started", "canary.started"):
+    for kind in (
+        "monitor.alarm",
+        "loop.triggered",
+        "loop.data_checked",
+        "loop.trained",
+        "loop.gated",
+        "loop.registered",
+        "loop.canary_started",
+        "canary.started",
+    ):
         assert kind in kinds, kind
     assert workspace.verify().size == len(kinds)
 
@@ -144,8 +158,9 @@ def test_labels_that_never_arrive_fail_the_run_after_the_timeout(
     )
     runner = LoopRunner(workspace, config)
     world = SyntheticWorld(seed=9)
-    unlabelled = [{k: v for k, v in r.items() if k != "label"}
-                  for r in records(world, 500, "after", start=0)]
+    unlabelled = [
+        {k: v for k, v in r.items() if k != "label"} for r in records(world, 500, "after", start=0)
+    ]
     runner.inbox.ingest(unlabelled, wanted_columns(config))
     runner.trigger()
     runner.step()
@@ -157,3 +172,25 @@ def test_labels_that_never_arrive_fail_the_run_after_the_timeout(
     run = runner.runs.list(config.name)[0]
     assert run.state == RunState.FAILED
     assert "labels never arrived" in (run.error or "")
+
+
+def test_a_schedule_starts_runs_with_no_alarm_and_every_decision_is_ledgered(
+    workspace: Workspace, champion: int
+) -> None:
+    config = loop_config(triggers={"on": ["schedule", "manual"], "every_s": 3600, "cooldown_s": 0})
+    runner = LoopRunner(workspace, config)
+    world = SyntheticWorld(seed=10)
+    runner.inbox.ingest(records(world, 400, "before", start=0), wanted_columns(config))
+    first = runner.step()
+    assert [d.signal.kind for d in first.decisions if d.fire] == ["schedule"]
+    run = runner.runs.list(config.name)[0]
+    assert run.trigger["kind"] == "schedule"
+    second = runner.step()  # within the hour: the schedule is not due again
+    assert not [d for d in second.decisions if d.signal.kind == "schedule"]
+    manual = runner.trigger("while a run is active")
+    assert not manual.fire and f"run {run.id} is still active" in manual.reason
+    with workspace.store.read() as conn:
+        documents = [e.document() for e in workspace.log.entries(conn, 0)]
+    suppressed = [d for d in documents if d["kind"] == "loop.suppressed"]
+    assert suppressed[-1]["attributes"]["reason"] == manual.reason
+    assert suppressed[-1]["attributes"]["signal"] == "manual"
