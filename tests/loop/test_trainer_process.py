@@ -19,8 +19,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
 from mlgate.errors import LoopConfigError, TrainingError
+from mlgate.loop._train_child import _registrable
 from mlgate.loop.frame import TrainingFrame
-from mlgate.loop.train_process import TrainedModel, _registrable, train
+from mlgate.loop.train_process import TrainedModel, train
 from mlgate.loop.trainer import BUILTIN_SKLEARN, TrainerSpec, parse_trainer
 from tests.loop import trainers_for_tests
 from tests.loop.trainers_for_tests import make_frame, target

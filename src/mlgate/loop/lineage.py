@@ -9,8 +9,9 @@
 
 Everything is read from the store as it is; ``verify=True`` also recomputes what can be
 recomputed (artifact and frame hashes, the frame's fingerprint, the gate report's and
-environment's digests) and compares it with the run, the version and the ledger. A
-mismatch is reported, never raised: a tampered store is what an auditor wants to see.
+environment's digests) and compares it with the run, the version and the ledger
+(:mod:`mlgate.loop._lineage_verify`). A mismatch is reported, never raised: a tampered
+store is what an auditor wants to see.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlgate.errors import LineageError, MlgateError
-from mlgate.experiments.canary.status import CanaryStatus, status_from_row
-from mlgate.ledger.events import digest_json
-from mlgate.loop.frame import frame_from_bytes
+from mlgate.experiments.canary.status import CanaryStatus
+from mlgate.loop._lineage_deploy import Deployments
+from mlgate.loop._lineage_json import canary_json, run_json
+from mlgate.loop._lineage_verify import Check, verify_version
 from mlgate.loop.runs import LoopRun, RunStore
 from mlgate.registry.records import AliasMove, ModelVersion
-from mlgate.serving.spec import endpoint_from_json, targets_of
-from mlgate.store.schema import canaries, endpoint_history, feedback, prediction_log
+from mlgate.store.schema import endpoint_history, feedback, prediction_log
 from mlgate.workspace import Workspace
 
 __all__ = [
@@ -42,11 +43,6 @@ __all__ = [
 ]
 
 _VERSIONS = re.compile(r"[0-9]+(?:[+>][0-9]+)*")  # "3", an ensemble "1+2", a cascade "1>2"
-_COMPOSITE = ("all_of", "any_of")
-_RUN_KEYS = (
-    "id loop state created_at updated_at error champion_version candidate_version canary_id "
-    "params metrics"
-).split()
 
 
 @dataclass(frozen=True)
@@ -61,22 +57,6 @@ class RunEvent:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Check:
-    """One verification: the same fact as each place holds it; ok when they all agree."""
-
-    name: str
-    values: Mapping[str, str | None]
-
-    @property
-    def ok(self) -> bool:
-        return None not in self.values.values() and len(set(self.values.values())) == 1
-
-    def to_json(self) -> dict[str, Any]:
-        result = "ok" if self.ok else "mismatch"
-        return {"check": self.name, "result": result, "values": dict(self.values)}
 
 
 @dataclass(frozen=True)
@@ -106,11 +86,11 @@ class VersionLineage:
             "model": self.version.name,
             "version": self.version.version,
             "record": self.version.to_json(),
-            "run": None if self.run is None else _run_json(self.run),
+            "run": None if self.run is None else run_json(self.run),
             "events": [event.to_json() for event in self.events],
             "deployments": {
                 "alias_moves": [move.to_json() for move in self.alias_moves],
-                "canaries": [_canary_json(status) for status in self.canaries],
+                "canaries": [canary_json(status) for status in self.canaries],
                 "endpoint_revisions": [dict(row) for row in self.endpoint_revisions],
             },
             "verification": None if self.checks is None else [c.to_json() for c in self.checks],
@@ -221,8 +201,8 @@ class _Walker:
         self.ws = workspace
         self.verify = verify
         self.runs = RunStore(workspace.store, workspace.log, workspace.clock)
+        self.deployments = Deployments(workspace)
         self._events: dict[tuple[str, int], list[RunEvent]] | None = None
-        self._history: list[tuple[Any, set[int | str]]] | None = None
         self._done: dict[tuple[str, int, int], VersionLineage] = {}
 
     def version(self, version: ModelVersion, depth: int) -> VersionLineage:
@@ -250,10 +230,10 @@ class _Walker:
             alias_moves=tuple(
                 m for m in moves if version.version in (m.to_version, m.from_version)
             ),
-            canaries=self._canaries(version),
-            endpoint_revisions=self._revisions(version, moves),
+            canaries=self.deployments.canaries(version),
+            endpoint_revisions=self.deployments.revisions(version, moves),
             parent=parent,
-            checks=self._checks(version, run, events) if self.verify else None,
+            checks=verify_version(self.ws, version, run, events) if self.verify else None,
             notes=tuple(notes),
         )
 
@@ -292,161 +272,3 @@ class _Walker:
                         found.setdefault(key, []).append(event)
             self._events = found
         return self._events.get((run.loop, run.id), [])
-
-    def _canaries(self, version: ModelVersion) -> tuple[CanaryStatus, ...]:
-        with self.ws.store.read() as conn:
-            rows = conn.execute(
-                sa.select(canaries)
-                .where(canaries.c.candidate == str(version.version))
-                .order_by(canaries.c.id)
-            ).all()
-        return tuple(s for s in map(status_from_row, rows) if s.model == version.name)
-
-    def _revisions(
-        self, version: ModelVersion, moves: list[AliasMove]
-    ) -> tuple[dict[str, Any], ...]:
-        """Endpoint revisions whose targets resolved to this version when they were deployed."""
-        if self._history is None:
-            with self.ws.store.read() as conn:
-                rows = conn.execute(
-                    sa.select(endpoint_history)
-                    .where(endpoint_history.c.spec.is_not(None))
-                    .order_by(endpoint_history.c.id)
-                ).all()
-            self._history = []
-            for row in rows:
-                try:
-                    self._history.append((row, targets_of(endpoint_from_json(row.spec))))
-                except MlgateError:
-                    continue  # a spec this release no longer reads routes nothing it can name
-        found = []
-        for row, targets in self._history:
-            if row.spec.get("model") != version.name:
-                continue
-            via = sorted(
-                str(t) for t in targets if _resolve(t, row.ledger_seq, moves) == version.version
-            )
-            if via:
-                keys = ("revision", "updated_at", "updated_by", "ledger_seq")
-                found.append(
-                    {"endpoint": row.name, **{k: getattr(row, k) for k in keys}, "via": via}
-                )
-        return tuple(found)
-
-    def _checks(
-        self, version: ModelVersion, run: LoopRun | None, events: tuple[RunEvent, ...]
-    ) -> tuple[Check, ...]:
-        def ledger(kind: str, key: str) -> str | None:
-            return next((e.digests.get(key) for e in reversed(events) if e.kind == kind), None)
-
-        try:
-            with self.ws.store.read() as conn:
-                entry = self.ws.log.entry(conn, version.ledger_seq).document()
-            registered = entry.get("digests", {}) if entry.get("kind") == "model.registered" else {}
-        except MlgateError:
-            registered = {}  # a missing entry: every ledger value below reads None, a mismatch
-        artifact = "sha256:" + version.sha256
-        facts: dict[str, dict[str, str | None]] = {
-            "artifact": {
-                "version": artifact,
-                "re-hashed file": _attempt(lambda: self._rehash(version)),
-                "ledger model.registered": registered.get("artifact"),
-            },
-            "registration record": {
-                "recomputed": digest_json(version.record()),
-                "ledger model.registered": registered.get("record"),
-            },
-        }
-        if run is not None:
-            data, env = dict(run.data or {}), dict(run.environment or {})
-            described = {key: value for key, value in env.items() if key != "digest"}
-            report = None if run.gate_report is None else digest_json(dict(run.gate_report))
-            facts["trained artifact"] = {
-                "version": artifact,
-                "run": f"sha256:{run.artifact_sha256}",
-                "ledger loop.trained": ledger("loop.trained", "artifact"),
-            }
-            facts["dataset fingerprint"] = {
-                "recomputed from the frame": _attempt(lambda: self._fingerprint(data)),
-                "run": data.get("fingerprint"),
-                "version lineage": version.lineage.dataset_fingerprint,
-                "ledger loop.data_checked": ledger("loop.data_checked", "dataset"),
-            }
-            facts["gate report"] = {
-                "recomputed": report,
-                "run": run.gate_digest,
-                "ledger loop.gated": ledger("loop.gated", "report"),
-            }
-            facts["environment"] = {
-                "recomputed": digest_json(described) if described else None,
-                "run": env.get("digest"),
-                "ledger loop.trained": ledger("loop.trained", "environment"),
-            }
-        return tuple(Check(name, values) for name, values in facts.items())
-
-    def _rehash(self, version: ModelVersion) -> str:
-        self.ws.registry.read_artifact(version)  # re-hashes; raises if the file changed
-        return "sha256:" + version.sha256
-
-    def _fingerprint(self, data: Mapping[str, Any]) -> str:
-        sha = data.get("frame_sha256")
-        if not isinstance(sha, str):
-            raise LineageError("the run records no stored training frame")
-        return frame_from_bytes(self.ws.artifacts.get(sha)).fingerprint()
-
-
-def _attempt(compute: Any) -> str:
-    """The recomputed value, or why it could not be recomputed (which then mismatches)."""
-    try:
-        return str(compute())
-    except MlgateError as exc:
-        return f"unavailable: {exc}"
-
-
-def _resolve(target: int | str, seq: int, moves: list[AliasMove]) -> int | None:
-    """What ``target`` named at ledger index ``seq`` (``latest`` is not resolved)."""
-    if isinstance(target, int):
-        return target
-    earlier = [m for m in moves if m.alias == target and m.ledger_seq < seq]
-    return earlier[-1].to_version if earlier else None
-
-
-def _leaves(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    if node.get("kind") in _COMPOSITE:
-        return [leaf for child in node.get("children", []) for leaf in _leaves(child)]
-    return [node]
-
-
-def _fields(source: Mapping[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: source.get(key) for key in keys}
-
-
-def _pick(source: Mapping[str, Any] | None, *keys: str) -> dict[str, Any] | None:
-    return None if source is None else _fields(source, *keys)
-
-
-def _run_json(run: LoopRun) -> dict[str, Any]:
-    report = dict(run.gate_report or {})
-    tree = report.get("tree")
-    leaves = _leaves(tree) if isinstance(tree, Mapping) else []
-    keys = ("path", "kind", "passed", "skipped", "value", "threshold", "message")
-    return {
-        **_fields(run.to_json(), *_RUN_KEYS),
-        "trigger": _pick(run.trigger, "kind", "reason"),
-        "data": _pick(run.data, "rows", "fingerprint", "seq_min", "seq_max", "frame_sha256"),
-        "environment": _pick(run.environment, "digest", "python", "packages"),
-        "code": _pick(run.code, "commit", "dirty", "source_digest", "target"),
-        "gate": None
-        if run.gate_report is None
-        else {
-            "passed": report.get("passed"),
-            "digest": run.gate_digest,
-            "summary": report.get("summary"),
-            "checks": [_fields(leaf, *keys) for leaf in leaves],
-        },
-    }
-
-
-def _canary_json(status: CanaryStatus) -> dict[str, Any]:
-    keys = "id endpoint baseline candidate state created_at created_by updated_at".split()
-    return {key: getattr(status, key) for key in keys}

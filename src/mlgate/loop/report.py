@@ -5,6 +5,7 @@ events (never a fixed story), rolling accuracy with the story's markers on it, e
 version's share of traffic, the ledger timeline, every run with its gate checks, and the
 ledger's root with how to verify it offline. Every value from users (versions, reasons,
 event lines, check paths) is escaped; a number that is missing or NaN shows as "—".
+The outcome line and the markers are worked out in :mod:`mlgate.loop._report_story`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,8 @@ from typing import Any
 import numpy as np
 
 from mlgate import __version__
-from mlgate.loop._report_svg import (
-    Marker,
-    accuracy_svg,
-    message_svg,
-    rolling_accuracy,
-    traffic_svg,
-)
+from mlgate.loop._report_story import DASH, fmt, outcome_line, sorted_answers, story_markers
+from mlgate.loop._report_svg import accuracy_svg, message_svg, rolling_accuracy, traffic_svg
 from mlgate.monitoring.report._svg import text
 from mlgate.monitoring.report.html import write_html
 
@@ -42,7 +38,6 @@ __all__ = [
 
 WINDOW = 100  # answers in the rolling accuracy
 BUCKET = 50  # answers per traffic bar, more where there are over 200 bars
-DASH = "\u2014"
 
 
 @dataclass(frozen=True)
@@ -81,17 +76,6 @@ class LoopReport:
     notes: Sequence[str] = ()
 
 
-# event kind -> (marker label, colour); loop.* and canary.* name the same moments
-_MARKERS = {
-    "loop.triggered": ("triggered", "#e67e22"),
-    "loop.quarantined": ("quarantined", "#8e44ad"),
-    "loop.canary_started": ("canary start", "#4c78a8"),
-    "canary.started": ("canary start", "#4c78a8"),
-    "loop.promoted": ("promoted", "#2e7d32"),
-    "canary.promoted": ("promoted", "#2e7d32"),
-    "loop.rolled_back": ("rolled back", "#c0392b"),
-    "canary.rolled_back": ("rolled back", "#c0392b"),
-}
 _FAMILY = {"monitor": "#e67e22", "loop": "#4c78a8", "canary": "#8e44ad", "model": "#2e7d32"}
 _STATE = {"promoted": "#2e7d32", "quarantined": "#8e44ad", "rejected": "#c0392b"}
 _STATE |= {"failed": "#c0392b", "rolled_back": "#c0392b"}
@@ -112,14 +96,6 @@ border-radius:6px;padding:10px 16px}figure{margin:0}svg{max-width:100%;height:au
 """
 
 
-def _fmt(value: object, spec: str = ".4g") -> str:
-    """A number for people; anything that is not a finite number reads as a dash."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        return DASH if value is None else text(value)
-    number = float(value)
-    return format(number, spec) if math.isfinite(number) else DASH
-
-
 def _plain(value: object) -> str:
     """An identifier (a version) as written, or a dash where there is none."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -129,105 +105,6 @@ def _plain(value: object) -> str:
 
 def _badge(label: object, colour: str) -> str:
     return f'<span class="badge" style="background:{colour}">{text(label)}</span>'
-
-
-def _sorted_answers(report: LoopReport) -> list[ReportAnswer]:
-    return sorted(report.answers, key=lambda a: a.index)
-
-
-class _Placer:
-    """The request answered nearest in time to a moment: where an event sits on the x axis."""
-
-    def __init__(self, answers: Sequence[ReportAnswer]) -> None:
-        self._indices = [a.index for a in answers]
-        self._times = np.array([a.at for a in answers], dtype=np.float64)
-        self._any = bool(np.isfinite(self._times).any())
-
-    def __call__(self, at: float) -> int | None:
-        if not (self._any and math.isfinite(at)):
-            return None
-        return self._indices[int(np.nanargmin(np.abs(self._times - at)))]
-
-
-def story_markers(report: LoopReport) -> list[Marker]:
-    """Drift injection and each marked event, at its request index; repeats merged."""
-    answers = _sorted_answers(report)
-    place, out = _Placer(answers), list[Marker]()
-    if report.drift_at is not None:
-        out.append(Marker(report.drift_at, "drift injected", "drift injected", "#c0392b"))
-    near = max(1.0, (answers[-1].index - answers[0].index) / 100) if answers else 1.0
-    for event in sorted(report.events, key=lambda e: e.at):
-        if event.kind not in _MARKERS or (index := place(event.at)) is None:
-            continue
-        label, colour = _MARKERS[event.kind]
-        same = [m for m in out if m.label == label and abs(m.index - index) <= near]
-        if same:  # loop.promoted and canary.promoted: one moment, one marker
-            merged = Marker(same[0].index, label, f"{same[0].detail}; {event.text}", colour)
-            out[out.index(same[0])] = merged
-        else:
-            out.append(Marker(index, label, event.text, colour))
-    return out
-
-
-def _canary_steps(report: LoopReport) -> list[int]:
-    """Canary steps before each canary's end (promotion or rollback), in time order."""
-    events = sorted(report.events, key=lambda e: e.at)
-    ends = [e for e in events if e.kind in ("loop.promoted", "loop.rolled_back")] or [
-        e for e in events if e.kind in ("canary.promoted", "canary.rolled_back")
-    ]
-    steps, since = [], -math.inf
-    for end in ends:
-        steps.append(sum(1 for e in events if e.kind == "canary.step" and since < e.at <= end.at))
-        since = end.at
-    return steps
-
-
-def _run_order(run: Mapping[str, Any]) -> tuple[int, float, str]:
-    """Runs by numeric id (run 10 after run 9), anything else after them by its text."""
-    ident = run.get("id")
-    if isinstance(ident, int | float) and not isinstance(ident, bool):
-        return (0, float(ident), "")
-    return (1, 0.0, str(ident))
-
-
-def outcome_line(report: LoopReport) -> str:
-    """The story in one line, from the runs and events given."""
-    answers, parts = _sorted_answers(report), []
-    triggers = sorted((e for e in report.events if e.kind == "loop.triggered"), key=lambda e: e.at)
-    if report.drift_at is not None:
-        parts.append(f"drift at request {report.drift_at}")
-        place = _Placer(answers)
-        found = [i for e in triggers if (i := place(e.at)) is not None]
-        later = [i for i in found if i >= report.drift_at]
-        if later:
-            parts.append(f"detected after {later[0] - report.drift_at} requests")
-        elif triggers and not found:  # no answers to place the trigger: say when instead
-            parts.append(f"run triggered at {_fmt(triggers[0].at - report.started_at, '.1f')} s")
-        else:
-            parts.append("no run triggered after it")
-    elif triggers:
-        parts.append(f"{len(triggers)} run{'s' if len(triggers) > 1 else ''} triggered")
-    steps = iter(_canary_steps(report))
-    promoted = False
-    for run in sorted(report.runs, key=_run_order):
-        state, version = str(run.get("state")), run.get("candidate_version")
-        what = f"version {version}" if version is not None else f"run {run.get('id')}"
-        if state in ("promoted", "rolled_back"):
-            n = next(steps, None)
-            after = f" after {n} canary step{'' if n == 1 else 's'}" if n else ""
-            parts.append(f"{what} {state.replace('_', ' ')}{after}")
-            promoted |= state == "promoted"
-        elif state == "quarantined":
-            parts.append(f"run {run.get('id')}'s data quarantined")
-        elif state == "rejected":
-            parts.append(f"{what} rejected")
-        elif state == "canary":
-            parts.append(f"{what} still in canary")
-        else:
-            parts.append(f"run {run.get('id')} {state.replace('_', ' ')}")
-    if not promoted:
-        parts.append("no version promoted")
-    return " \u2192 ".join(parts)
 
 
 def _header(report: LoopReport, answers: Sequence[ReportAnswer], outcome: str) -> list[str]:
@@ -255,7 +132,7 @@ def _by_version(answers: Sequence[ReportAnswer]) -> list[str]:
     for version in dict.fromkeys(a.version for a in answers):
         mine = [a for a in answers if a.version == version]
         cells = "".join(
-            f'<td class="n">{_fmt(np.mean(hits) if hits else None, ".1%")}</td>'
+            f'<td class="n">{fmt(np.mean(hits) if hits else None, ".1%")}</td>'
             for hits in ([a.correct for a in mine if a.world == w] for w in worlds)
         )
         out.append(f'<tr><td>{text(version)}</td><td class="n">{len(mine):,}</td>{cells}</tr>')
@@ -292,9 +169,9 @@ def _timeline(report: LoopReport) -> list[str]:
     for e in sorted(report.events, key=lambda e: e.at):
         colour = _FAMILY.get(e.kind.split(".", 1)[0], "#888")
         out.append(
-            f'<tr><td class="n">{_fmt(e.at - report.started_at, ".1f")}</td>'
+            f'<tr><td class="n">{fmt(e.at - report.started_at, ".1f")}</td>'
             f"<td>{_badge(e.kind, colour)}</td><td>{text(e.text)}</td>"
-            f'<td class="n">{_fmt(e.ledger_seq, ".0f")}</td></tr>'
+            f'<td class="n">{fmt(e.ledger_seq, ".0f")}</td></tr>'
         )
     return [*out, "</table>"]
 
@@ -326,8 +203,8 @@ def _run_detail(run: Mapping[str, Any]) -> str:
             verdict = _badge("pass", "#2e7d32") if c.get("passed") else _badge("fail", "#c0392b")
             parts.append(
                 f"<tr><td>{_plain(c.get('path'))}</td><td>{_plain(c.get('kind'))}</td>"
-                f"<td class='n'>{_fmt(c.get('value'))}</td>"
-                f"<td class='n'>{_fmt(c.get('threshold'))}</td><td>{verdict}</td>"
+                f"<td class='n'>{fmt(c.get('value'))}</td>"
+                f"<td class='n'>{fmt(c.get('threshold'))}</td><td>{verdict}</td>"
                 f"<td>{_plain(c.get('message'))}</td></tr>"
             )
         parts.append("</table>")
@@ -354,7 +231,7 @@ def _runs(report: LoopReport) -> list[str]:
         out.append(
             f"<tr><td>{_plain(run.get('id'))}</td><td>{text(why)}</td>"
             f"<td>{_badge(state, _STATE.get(state, '#4c78a8'))}</td>"
-            f'<td class="n">{_fmt(rows, ",.0f")}</td>'
+            f'<td class="n">{fmt(rows, ",.0f")}</td>'
             f"<td>{_plain(run.get('candidate_version'))}</td><td>{verdict}</td></tr>"
             + _run_detail(run)
         )
@@ -366,10 +243,10 @@ def _ledger(ledger: Mapping[str, Any]) -> list[str]:
     badge = _badge("verified", "#2e7d32") if verified else _badge("not verified", "#c0392b")
     return [
         '<h2>Ledger</h2><div class="box"><dl class="meta">',
-        f"<dt>entries</dt><dd>{_fmt(ledger.get('size'), ',.0f')}</dd>",
+        f"<dt>entries</dt><dd>{fmt(ledger.get('size'), ',.0f')}</dd>",
         f"<dt>root hash</dt><dd><code>{_plain(ledger.get('root'))}</code></dd>",
         f"<dt>integrity</dt><dd>{badge}</dd>",
-        f"<dt>checkpoints</dt><dd>{_fmt(ledger.get('checkpoints'), ',.0f')}</dd></dl>",
+        f"<dt>checkpoints</dt><dd>{fmt(ledger.get('checkpoints'), ',.0f')}</dd></dl>",
         "<p>Verify offline, without mlgate: <code>mlgate ledger export BUNDLE</code>, then "
         "<code>python BUNDLE/verifier/verify.py BUNDLE --public-key KEY</code> with the key "
         "received separately; it recomputes this root from the entries.</p></div>",
@@ -378,7 +255,7 @@ def _ledger(ledger: Mapping[str, Any]) -> list[str]:
 
 def render_loop_report(report: LoopReport) -> str:
     """The whole page as a string."""
-    answers = _sorted_answers(report)
+    answers = sorted_answers(report)
     body = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',

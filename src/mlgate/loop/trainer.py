@@ -3,7 +3,8 @@
 A loop names its trainer in one of two ways:
 
 * ``trainer: builtin:sklearn`` with an ``estimator`` from a fixed allow-list of
-  scikit-learn classes, configured entirely in YAML (``params``, ``scale``, ``seed``);
+  scikit-learn classes, configured entirely in YAML (``params``, ``scale``, ``seed``;
+  see :mod:`mlgate.loop._builtin_sklearn`);
 * ``trainer: my_pkg.train:fit``, the operator's own function, called as
   ``fit(frame, params)`` with the :class:`~mlgate.loop.frame.TrainingFrame` and the
   ``params`` mapping, returning a fitted scikit-learn estimator or an ONNX model.
@@ -25,9 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from mlgate.errors import LoopConfigError
+from mlgate.loop._builtin_sklearn import ESTIMATORS, builtin_params, estimator_class, fit_builtin
 from mlgate.loop.frame import TrainingFrame
 from mlgate.registry.records import JSONScalar
 
@@ -44,21 +44,6 @@ __all__ = [
 ]
 
 BUILTIN_SKLEARN = "builtin:sklearn"
-
-# Estimator class name -> the public scikit-learn module that exports it. A fixed list,
-# not "any class in sklearn", so a loop file cannot instantiate arbitrary classes.
-ESTIMATORS: Mapping[str, str] = {
-    "LogisticRegression": "sklearn.linear_model",
-    "RidgeClassifier": "sklearn.linear_model",
-    "RandomForestClassifier": "sklearn.ensemble",
-    "GradientBoostingClassifier": "sklearn.ensemble",
-    "HistGradientBoostingClassifier": "sklearn.ensemble",
-    "LinearRegression": "sklearn.linear_model",
-    "Ridge": "sklearn.linear_model",
-    "RandomForestRegressor": "sklearn.ensemble",
-    "GradientBoostingRegressor": "sklearn.ensemble",
-    "HistGradientBoostingRegressor": "sklearn.ensemble",
-}
 
 _KEYS = ("trainer", "estimator", "params", "time_budget_s", "seed", "scale")
 _MAX_BUDGET_S = 7 * 24 * 3600  # beyond this a budget is a mistake (and too long to wait on)
@@ -168,54 +153,6 @@ def resolve_function(target: str) -> TrainerFunction:
         )
     trainer: TrainerFunction = function
     return trainer
-
-
-def estimator_class(name: str | None) -> Any:
-    """The allow-listed scikit-learn class called ``name`` (importing its module)."""
-    if name is None or name not in ESTIMATORS:
-        raise LoopConfigError(
-            f"unknown built-in estimator {name!r}; expected one of {', '.join(ESTIMATORS)}"
-        )
-    return getattr(importlib.import_module(ESTIMATORS[name]), name)
-
-
-def fit_builtin(spec: TrainerSpec, frame: TrainingFrame) -> Any:
-    """Fit the built-in estimator on the frame's features and labels.
-
-    Bad ``params`` raise here, in scikit-learn's words (an unknown name at construction,
-    a bad value at fit), and reach the user as the trainer's error.
-    """
-    estimator = estimator_class(spec.estimator)(**spec.params)
-    if "random_state" in estimator.get_params() and "random_state" not in spec.params:
-        estimator.set_params(random_state=spec.seed)
-    if spec.scale:
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        estimator = make_pipeline(StandardScaler(), estimator)
-    estimator.fit(frame.matrix(), _labels(frame.labels))
-    return estimator
-
-
-def builtin_params(spec: TrainerSpec, estimator: Any) -> dict[str, JSONScalar]:
-    """The hyperparameters the fitted built-in model used: its JSON-scalar ``get_params``."""
-    final = estimator.steps[-1][1] if spec.scale else estimator
-    used: dict[str, JSONScalar] = {}
-    for key, value in final.get_params(deep=False).items():
-        plain = value.item() if isinstance(value, np.generic) else value
-        if plain is None or isinstance(plain, str | bool | int):
-            used[key] = plain
-        elif isinstance(plain, float) and math.isfinite(plain):
-            used[key] = plain
-    used["estimator"] = spec.estimator
-    if spec.scale:
-        used["scale"] = True
-    return used
-
-
-def _labels(labels: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Object labels (as read from JSON) retyped, since sklearn rejects object ints."""
-    return np.asarray(labels.tolist()) if labels.dtype == object else labels
 
 
 def _target(value: object, where: str) -> str:
