@@ -32,7 +32,8 @@ from mlgate.experiments.canary.status import parse_time
 from mlgate.loop.config import LoopConfig
 from mlgate.loop.evaluation import gate_inputs
 from mlgate.loop.frame import TrainingFrame, frame_from_bytes, frame_to_bytes
-from mlgate.loop.gates import METRICS, GateInputs, evaluate_gate
+from mlgate.loop.gates import METRICS, CheckResult, GateInputs, GateReport, evaluate_gate
+from mlgate.loop.gates._serving_checks import signature_problems
 from mlgate.loop.inbox import Inbox
 from mlgate.loop.provenance import code_version, environment
 from mlgate.loop.runs import LoopRun, RunState, RunStore
@@ -195,6 +196,9 @@ class RunDriver:
         if run.champion_version is not None:
             version, champion = registry.load(self.config.model, run.champion_version)
             endpoint_signature = version.signature
+            problems = signature_problems(candidate.signature, endpoint_signature, outputs=())
+            if problems:  # before predicting: the champion may not read the candidate's rows
+                return self._judged(run, _signature_report(self.config, problems), {})
         classes = None if self.config.task == "regression" else np.unique(train_frame.labels)
         inputs = gate_inputs(
             task=self.config.task,
@@ -207,9 +211,12 @@ class RunDriver:
             slice_columns=self.config.columns,
         )
         report = evaluate_gate(self.config.gates, inputs, seed=self.config.training.seed)
+        return self._judged(run, report, _holdout_metrics(self.config, inputs))
+
+    def _judged(self, run: LoopRun, report: GateReport, metrics: dict[str, float]) -> LoopRun:
+        """Record the gate's verdict: on to registering, or rejected; the digest ledgered."""
         document = report.to_json()
         digest = report.digest()
-        metrics = _holdout_metrics(self.config, inputs)
         self.progress(
             f"run {run.id}: gates {'passed' if report.passed else 'FAILED'}: {report.summary()}"
         )
@@ -343,6 +350,26 @@ def _data_json(frame: TrainingFrame, frame_sha: str | None) -> dict[str, Any]:
         "seq_min": int(frame.seqs.min()) if len(frame) else None,
         "seq_max": int(frame.seqs.max()) if len(frame) else None,
     }
+
+
+def _signature_report(config: LoopConfig, problems: list[str]) -> GateReport:
+    """A failed ``signature`` check: the candidate's inputs are not the endpoint's.
+
+    Such a candidate is never judged on the holdout (the two models may not even read the
+    same rows) and never promoted (no client could call it), whatever else the gate asks.
+    """
+    check = CheckResult(
+        "signature",
+        "signature",
+        False,
+        f"the candidate would break the endpoint's clients: {'; '.join(problems)}; keep the "
+        "served inputs, or serve it on a new endpoint",
+        float(len(problems)),
+        0.0,
+        {"problems": len(problems)},
+    )
+    gate = None if config.gates is None else config.gates.to_json()
+    return GateReport(passed=False, tree=check, gate=gate, seed=config.training.seed)
 
 
 def _holdout_metrics(config: LoopConfig, inputs: GateInputs) -> dict[str, float]:
