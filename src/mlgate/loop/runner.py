@@ -92,6 +92,9 @@ class LoopRunner:
                 self.inbox,
                 batch_size=config.source.batch_size,
                 max_rate=config.source.max_rate,
+                # A Redis consumer re-reads its pending entries only when it starts: after
+                # a failed read, a fresh one gets back what the lost reply held.
+                reopen=_reopener(workspace, config) if source is None else None,
             )
         )
         self.driver = RunDriver(
@@ -301,3 +304,15 @@ class LoopRunner:
             clock=time.time,
         )
         self.progress(f"monitoring against {origin} ({len(frame)} rows)")
+
+
+def _reopener(workspace: Workspace, config: LoopConfig) -> Callable[[], StreamSource] | None:
+    if config.source.kind != "redis":
+        return None
+
+    def reopen() -> StreamSource:
+        source = open_source(workspace, config)
+        assert source is not None  # a redis source always opens one
+        return source
+
+    return reopen
