@@ -55,7 +55,11 @@ def test_drift_retrains_gates_and_registers_a_better_model(
     assert runner.reference is not None and len(runner.reference) == 300  # first min_rows
     assert runner.runs.active(config.name) is None  # the world has not moved: no run
 
-    runner.inbox.ingest(records(world, 800, "after", start=400), wanted)
+    runner.inbox.ingest(records(world, 300, "after", start=400), wanted)
+    runner.step()  # the change is seen: the run waits for records of the new world
+    run = runner.runs.list(config.name)[0]
+    assert run.state == RunState.TRIGGERED and run.trigger["inbox_seq"] == runner.inbox.tail()
+    runner.inbox.ingest(records(world, 700, "after", start=700), wanted)
     step_until(
         runner,
         lambda: (

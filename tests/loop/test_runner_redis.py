@@ -58,15 +58,15 @@ def xadd(client: redis.Redis, stream: str, rows: list[dict[str, Any]]) -> None:
 def test_a_redis_fed_loop_stores_each_record_once_and_retrains(
     workspace: Workspace, champion: int, client: redis.Redis, stream: str
 ) -> None:
-    # 1000 a step: the drift is seen in the step that reads all of the new world, so the
-    # training window (the newest 600 rows) holds no rows from before it.
+    # The drift is seen in the first stretch of the new world; the run then trains on
+    # what arrives after it (training.since_trigger), so its window holds the new world only.
     config = loop_config(
         source={"kind": "redis", "url": f"{REDIS_URL}?stream={stream}", "batch_size": 1000}
     )
     group = f"mlgate-loop-{config.name}"
     world = SyntheticWorld(seed=41)
     before = records(world, 400, "before", start=0)
-    after = records(world, 800, "after", start=400)
+    after = records(world, 1000, "after", start=400)
     xadd(client, stream, before)
     xadd(client, stream, before[:100])  # a producer that retried: the same request ids again
     runner = LoopRunner(workspace, config)
@@ -75,7 +75,9 @@ def test_a_redis_fed_loop_stores_each_record_once_and_retrains(
         first = runner.step()
         assert first.ingested == 400 and first.error is None
         assert runner.runs.active(config.name) is None  # the world has not moved yet
-        xadd(client, stream, after)
+        xadd(client, stream, after[:300])
+        step_until(runner, lambda: runner.runs.active(config.name) is not None)
+        xadd(client, stream, after[300:])
         xadd(client, stream, after[-200:])
         step_until(
             runner,
@@ -90,13 +92,13 @@ def test_a_redis_fed_loop_stores_each_record_once_and_retrains(
         runner.pump.source.close()
 
     counts = runner.inbox.counts()
-    assert (counts.records, counts.labelled) == (1200, 1200)
+    assert (counts.records, counts.labelled) == (1400, 1400)
     with workspace.store.read() as conn:
         ids = conn.execute(
             sa.select(loop_records.c.record_id).where(loop_records.c.loop == config.name)
         ).scalars()
-        assert sorted(ids) == sorted(f"r{i}" for i in range(1200))
-    assert client.xlen(stream) == 1500
+        assert sorted(ids) == sorted(f"r{i}" for i in range(1400))
+    assert client.xlen(stream) == 1700
     assert client.xpending(stream, group)["pending"] == 0  # every entry acknowledged
     run = runner.runs.list(config.name)[0]
     assert run.trigger["kind"] in ("drift", "performance")

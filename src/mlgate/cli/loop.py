@@ -63,6 +63,8 @@ def run_command(
                 )
             except KeyboardInterrupt:
                 console.print("stopped; `mlgate loop run` again resumes the active run")
+            finally:
+                runner.close()
     finally:
         signal.signal(signal.SIGTERM, previous)
 

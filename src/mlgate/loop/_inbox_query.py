@@ -65,7 +65,7 @@ def label_watermark(loop: str) -> sa.Select[Any]:
 
 
 def window_rows(
-    conn: Connection, loop: str, policy: WindowPolicy, moment: float, seed: int
+    conn: Connection, loop: str, policy: WindowPolicy, moment: float, seed: int, after_seq: int = 0
 ) -> list[Any]:
     """The trainable rows ``policy`` chooses at Unix time ``moment``, in sequence order.
 
@@ -73,6 +73,8 @@ def window_rows(
     window's; with a reference sample, (sequence, time) pairs are read to choose on.
     """
     query = trainable(loop)
+    if after_seq and not policy.reference:  # a reference sample wants the older rows
+        query = query.where(_T.seq > after_seq)
     if policy.reference:
         keys = conn.execute(query.with_only_columns(_T.seq, _T.event_time)).all()
         seqs = np.array([k.seq for k in keys], dtype=np.int64)

@@ -67,6 +67,10 @@ class TrainingConfig:
     holdout: float = 0.3
     label_timeout_s: float = 3600.0  # a run whose labels never come fails after this
     seed: int = 0
+    # A run started by drift or decay learns only from records stored after its trigger:
+    # the window then holds the new world alone, not a mix that is neither (and that the
+    # label-flip check rightly calls inconsistent).
+    since_trigger: bool = True
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,12 @@ def _training(data: object) -> TrainingConfig:
     section = _mapping(data, "training")
     window = section.get("window", {"recent": 5000})
     rest = {k: v for k, v in section.items() if k not in {"window", "min_rows", "holdout"}}
-    rest = {k: v for k, v in rest.items() if k != "label_timeout_s"}
+    rest = {k: v for k, v in rest.items() if k not in ("label_timeout_s", "since_trigger")}
+    since_trigger = section.get("since_trigger", True)
+    if not isinstance(since_trigger, bool):
+        raise LoopConfigError(
+            f"training.since_trigger must be true or false, got {since_trigger!r}"
+        )
     trainer = parse_trainer(rest, where="training")
     holdout = section.get("holdout", 0.3)
     if not (isinstance(holdout, float) and 0.05 <= holdout <= 0.9):
@@ -211,6 +220,7 @@ def _training(data: object) -> TrainingConfig:
             section.get("label_timeout_s", 3600.0), "training.label_timeout_s"
         ),
         seed=trainer.seed,
+        since_trigger=since_trigger,
     )
 
 

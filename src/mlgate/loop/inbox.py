@@ -218,16 +218,19 @@ class Inbox:
         columns: Sequence[str] = (),
         now: datetime | None = None,
         seed: int = 0,
+        after_seq: int = 0,
     ) -> TrainingFrame:
         """The labelled rows the policy chooses, oldest first, as a :class:`TrainingFrame`.
 
         Only the chosen rows are loaded: ``recent`` reads the newest N, ``seconds`` the
         window's; with a reference sample, (sequence, time) pairs are read to choose on.
-        Quarantined rows are never chosen.
+        Quarantined rows are never chosen. ``after_seq`` keeps only records stored after
+        that sequence number (a run that should learn only the world after a detected
+        change); a policy with a reference sample ignores it, since it asks for older rows.
         """
         moment = (self._clock() if now is None else now).timestamp()
         with self.store.read() as conn:
-            rows = _query.window_rows(conn, self.loop, policy, moment, seed)
+            rows = _query.window_rows(conn, self.loop, policy, moment, seed, after_seq)
         return frame_of(rows, features, columns)
 
     def first_labelled(

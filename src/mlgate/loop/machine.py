@@ -20,14 +20,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
-from mlgate.errors import CanaryError, GateError, LoopError, MlgateError, QuarantinedBatchError
-from mlgate.experiments.canary import CanaryController
+from mlgate.errors import (
+    CanaryError,
+    DuplicateVersionError,
+    GateError,
+    LoopError,
+    MlgateError,
+    QuarantinedBatchError,
+)
+from mlgate.experiments.canary import CanaryController, CanaryStatus
 from mlgate.experiments.canary.status import parse_time
 from mlgate.loop.config import LoopConfig
 from mlgate.loop.evaluation import gate_inputs
@@ -36,7 +43,7 @@ from mlgate.loop.gates import METRICS, CheckResult, GateInputs, GateReport, eval
 from mlgate.loop.gates._serving_checks import signature_problems
 from mlgate.loop.inbox import Inbox
 from mlgate.loop.provenance import code_version, environment
-from mlgate.loop.runs import LoopRun, RunState, RunStore
+from mlgate.loop.runs import LoopRun, RunState, RunStore, StaleRunError
 from mlgate.loop.train_process import train
 from mlgate.monitoring.quality import QualityProfile, Quarantine
 from mlgate.registry.records import Lineage
@@ -48,6 +55,7 @@ __all__ = ["LOOP_ACTOR", "RunDriver"]
 logger = logging.getLogger(__name__)
 
 LOOP_ACTOR = "mlgate:loop"
+_CHANGE = ("drift", "performance")  # triggers that say the world moved at a known point
 Progress = Callable[[str], None]
 
 
@@ -78,22 +86,26 @@ class RunDriver:
             return run
         try:
             return handler(run)
-        except (GateError, CanaryError, LoopError, MlgateError) as exc:
-            if isinstance(exc, LoopError) and "moved by another process" in str(exc):
-                raise
+        except StaleRunError:
+            raise  # another process took this step: the caller reads the run again
+        except MlgateError as exc:
             return self._fail(run, f"{run.state}: {exc}")
 
     # -- triggered: choose and check the data -----------------------------------------
 
     def _check_data(self, run: LoopRun) -> LoopRun:
         training = self.config.training
+        since = run.trigger.get("inbox_seq", 0) if run.trigger.get("kind") in _CHANGE else 0
         frame = self.inbox.labelled(
             training.window,
             self.config.features,
             columns=self.config.columns,
             now=self.workspace.clock(),
             seed=training.seed,
+            after_seq=int(since or 0) if training.since_trigger else 0,
         )
+        if self.config.task == "classification":
+            frame = _integral_labels(frame)
         if len(frame) < training.min_rows:
             waited = (self.workspace.clock() - parse_time(run.created_at)).total_seconds()
             if waited >= training.label_timeout_s:
@@ -231,37 +243,48 @@ class RunDriver:
 
     # -- registration and rollout -----------------------------------------------------
 
-    def _register(self, run: LoopRun) -> LoopRun:
-        assert run.artifact_sha256 is not None and run.data is not None
-        registry = self.workspace.registry
+    def _existing_version(self, run: LoopRun) -> int | None:
+        """The version holding this run's artifact, if a process registered it already."""
         with self.workspace.store.read() as conn:
-            existing = conn.execute(
+            found = conn.execute(
                 sa.select(model_versions.c.version).where(
                     model_versions.c.name == self.config.model,
                     model_versions.c.sha256 == run.artifact_sha256,
                 )
             ).scalar_one_or_none()
-        if existing is not None:
-            version = registry.get(self.config.model, int(existing))
+        return None if found is None else int(found)
+
+    def _register(self, run: LoopRun) -> LoopRun:
+        assert run.artifact_sha256 is not None and run.data is not None
+        registry = self.workspace.registry
+        existing = self._existing_version(run)
+        if existing is not None:  # registered before a crash, or by a racing process
+            version = registry.get(self.config.model, existing)
         else:
             code = run.code or {}
-            version = registry.register(
-                self.config.model,
-                self.workspace.artifacts.get(run.artifact_sha256),
-                actor=self.actor,
-                flavor=str(run.data["flavor"]),
-                params=run.params or {},
-                metrics={k: v for k, v in (run.metrics or {}).items() if v is not None},
-                tags={"loop": self.config.name, "loop_run": str(run.id)},
-                lineage=Lineage(
-                    dataset_fingerprint=run.data.get("fingerprint"),
-                    code_commit=code.get("commit"),
-                    code_dirty=code.get("dirty"),
-                    run_id=f"loop:{self.config.name}:{run.id}",
-                    parent_version=run.champion_version,
-                ),
-                trusted_types=tuple(run.data.get("trusted_types", ())),
-            )
+            try:
+                version = registry.register(
+                    self.config.model,
+                    self.workspace.artifacts.get(run.artifact_sha256),
+                    actor=self.actor,
+                    flavor=str(run.data["flavor"]),
+                    params=run.params or {},
+                    metrics={k: v for k, v in (run.metrics or {}).items() if v is not None},
+                    tags={"loop": self.config.name, "loop_run": str(run.id)},
+                    lineage=Lineage(
+                        dataset_fingerprint=run.data.get("fingerprint"),
+                        code_commit=code.get("commit"),
+                        code_dirty=code.get("dirty"),
+                        run_id=f"loop:{self.config.name}:{run.id}",
+                        parent_version=run.champion_version,
+                    ),
+                    trusted_types=tuple(run.data.get("trusted_types", ())),
+                )
+            except DuplicateVersionError:  # another process registered it a moment ago
+                raced = self._existing_version(run)
+                if raced is None:
+                    raise
+                version = registry.get(self.config.model, raced)
         self.progress(f"run {run.id}: registered {self.config.model} version {version.version}")
         return self.runs.advance(
             run,
@@ -281,20 +304,19 @@ class RunDriver:
     def begin_canary(self, run: LoopRun, *, actor: str | None = None) -> LoopRun:
         """Start (or adopt) the candidate's canary; also the approval's second half."""
         assert run.candidate_version is not None
-        current = self.canaries.status(self.config.endpoint)
-        if (
-            current is not None
-            and current.candidate == str(run.candidate_version)
-            and current.created_at >= run.created_at
-        ):
-            status = current  # started before a crash: adopt it, never start a second one
-        else:
-            status = self.canaries.start(
-                self.config.endpoint,
-                run.candidate_version,
-                config=self.config.promotion.canary,
-                actor=actor or self.actor,
-            )
+        status = self._adoptable_canary(run)  # started before a crash: never start a second
+        if status is None:
+            try:
+                status = self.canaries.start(
+                    self.config.endpoint,
+                    run.candidate_version,
+                    config=self.config.promotion.canary,
+                    actor=actor or self.actor,
+                )
+            except CanaryError:  # a racing process may have started it a moment ago
+                status = self._adoptable_canary(run)
+                if status is None:
+                    raise
         steps = ", ".join(f"{s:g}%" for s in self.config.promotion.canary.steps)
         self.progress(f"run {run.id}: canary {status.id} started ({steps})")
         return self.runs.advance(
@@ -304,6 +326,16 @@ class RunDriver:
             changes={"canary_id": status.id},
             attributes={"canary": status.id, "version": run.candidate_version},
         )
+
+    def _adoptable_canary(self, run: LoopRun) -> CanaryStatus | None:
+        current = self.canaries.status(self.config.endpoint)
+        if (
+            current is not None
+            and current.candidate == str(run.candidate_version)
+            and current.created_at >= run.created_at
+        ):
+            return current
+        return None
 
     def _watch_canary(self, run: LoopRun) -> LoopRun:
         assert run.canary_id is not None
@@ -340,6 +372,18 @@ class RunDriver:
             changes={"error": reason[:2000]},
             attributes={"reason": reason[:200]},
         )
+
+
+def _integral_labels(frame: TrainingFrame) -> TrainingFrame:
+    """Class labels stored as 1.0 (a CSV column, a JSON number) become the integers they are.
+
+    Otherwise a classifier learns float classes and answers FP64 labels where the champion
+    answers INT64: a changed signature for the same classes.
+    """
+    labels = np.asarray(frame.labels)
+    if labels.dtype.kind != "f" or not len(labels) or not np.all(np.mod(labels, 1) == 0):
+        return frame
+    return replace(frame, labels=labels.astype(np.int64))
 
 
 def _data_json(frame: TrainingFrame, frame_sha: str | None) -> dict[str, Any]:

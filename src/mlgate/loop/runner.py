@@ -184,7 +184,12 @@ class LoopRunner:
         if decision.fire:
             run = self.runs.start(
                 self.config.name,
-                {"kind": signal.kind, "reason": signal.reason, "details": dict(signal.details)},
+                {
+                    "kind": signal.kind,
+                    "reason": signal.reason,
+                    "details": dict(signal.details),
+                    "inbox_seq": self.inbox.tail(),  # where the new world starts, for the window
+                },
                 actor=self.actor,
                 attributes=attributes,
                 champion_version=self._champion_version,
@@ -241,9 +246,27 @@ class LoopRunner:
         except MlgateError:
             version = None
         if version != self._champion_version:
+            if version is not None:
+                self._check_features(version)
             self._champion_version = version
             if self.monitors is not None:
                 self.monitors.set_champion(version)
+
+    def _check_features(self, version: int) -> None:
+        """The loop's features must be the champion's input, or nothing it scores is right."""
+        inputs = self.workspace.registry.get(self.config.model, version).signature.inputs
+        width = inputs[0].shape[-1] if len(inputs) == 1 and inputs[0].shape else None
+        if width not in (-1, len(self.config.features)):
+            raise LoopConfigError(
+                f"the loop lists {len(self.config.features)} features but {self.config.model} "
+                f"version {version} takes {width} input columns ({inputs[0].name!r}); list "
+                "its inputs under `features`, in its order"
+            )
+
+    def close(self) -> None:
+        """Release the source (a Redis connection, an open file)."""
+        if self.pump is not None:
+            self.pump.close()
 
     def _on_promoted(self, run: LoopRun) -> None:
         """The new champion's data becomes the reference; the monitors start afresh."""
