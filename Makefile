@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.stream --write BENCHMARKS.md
 	$(BIN)/python -m bench.experiments --write BENCHMARKS.md
 	$(BIN)/python -m bench.optimize --write BENCHMARKS.md
+	$(BIN)/python -m bench.loop --write BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mlgate-demo
