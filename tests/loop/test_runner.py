@@ -198,3 +198,38 @@ def test_a_schedule_starts_runs_with_no_alarm_and_every_decision_is_ledgered(
     suppressed = [d for d in documents if d["kind"] == "loop.suppressed"]
     assert suppressed[-1]["attributes"]["reason"] == manual.reason
     assert suppressed[-1]["attributes"]["signal"] == "manual"
+
+
+def test_a_drift_that_persists_after_a_failed_run_starts_another(
+    workspace: Workspace, champion: int
+) -> None:
+    # The first run's trainer learns nothing, so the gates reject it; the world stays
+    # moved, and the re-armed monitors must say so again.
+    config = loop_config(
+        training={**config_training(), "trainer": "tests.loop.trainers_for_tests:fit_on_noise"},
+        replace=("training",),
+    )
+    runner = LoopRunner(workspace, config)
+    world = SyntheticWorld(seed=14)
+    wanted = wanted_columns(config)
+    runner.inbox.ingest(records(world, 400, "before", start=0), wanted)
+    runner.step()
+    start = 400
+    armed = runner.monitors
+    rearmed = False
+    for _ in range(30):
+        runner.inbox.ingest(records(world, 200, "after", start=start), wanted)
+        start += 200
+        step = runner.step()
+        if step.run is not None and step.run.state == RunState.REJECTED:
+            # the run that ended without a champion re-armed the monitors, fresh
+            rearmed = runner.monitors is not armed and runner.monitors is not None
+            assert runner.monitors is not None and runner.monitors.drift.records_seen == 0
+        armed = runner.monitors
+        if len(runner.runs.list(config.name)) >= 2:
+            break
+    assert rearmed
+    runs = runner.runs.list(config.name)
+    assert len(runs) >= 2, [r.to_json() for r in runs]
+    assert runs[-1].state == RunState.REJECTED
+    assert runs[0].trigger["kind"] in ("drift", "performance")

@@ -218,6 +218,12 @@ class LoopRunner:
             return self.runs.get(run.id)  # another loop process took the step
         if after.state == RunState.PROMOTED:
             self._on_promoted(after)
+        elif not after.active and self.reference is not None:
+            # The run ended without a new champion. The monitors alarm when a change
+            # begins, not while it lasts, so a drift that persists would never start
+            # another run: watch again from scratch on the same reference (the cooldown
+            # still spaces the runs).
+            self._use_reference(self.reference, "the same reference, re-armed")
         return after
 
     def approve(self, run_id: int, *, actor: str) -> LoopRun:
