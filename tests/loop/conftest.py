@@ -82,8 +82,11 @@ def records(
     """Flat labelled records as any source delivers them."""
     x, y = world.rows(n, which, poison=poison)  # type: ignore[arg-type]
     return [
-        {"request_id": f"r{start + i}", **dict(zip(FEATURES, map(float, row), strict=True)),
-         "label": int(label)}
+        {
+            "request_id": f"r{start + i}",
+            **dict(zip(FEATURES, map(float, row), strict=True)),
+            "label": int(label),
+        }
         for i, (row, label) in enumerate(zip(x, y, strict=True))
     ]
 

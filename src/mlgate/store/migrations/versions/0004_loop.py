@@ -30,9 +30,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("loop", "record_id", name="uq_loop_records_loop_record"),
     )
     op.create_index("ix_loop_records_loop_seq", "loop_records", ["loop", "seq"])
-    op.create_index(
-        "ix_loop_records_loop_labelled", "loop_records", ["loop", "labelled_at", "seq"]
-    )
+    op.create_index("ix_loop_records_loop_labelled", "loop_records", ["loop", "labelled_at", "seq"])
     op.create_table(
         "loop_runs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
