@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -77,6 +78,33 @@ def workspace(settings: Settings) -> Iterator[Workspace]:
     Workspace.init(settings)
     with Workspace.open(settings) as opened:
         yield opened
+
+
+REDIS_URL = os.environ.get("MLGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Any]:
+    """The Redis server of MLGATE_TEST_REDIS; skips where absent (fails under CI)."""
+    import redis
+
+    connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        connection.ping()
+    except redis.RedisError as exc:
+        if _REQUIRE_SERVICES:
+            pytest.fail(f"Redis at {REDIS_URL} is unavailable: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} is unavailable: {exc}")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def redis_stream(redis_client: Any) -> Iterator[str]:
+    """A fresh stream key, deleted afterwards."""
+    key = f"mlgate-test-{uuid.uuid4().hex}"
+    yield key
+    redis_client.delete(key)
 
 
 # Shared, noisy machines: a slow example is not a failed property. Deadlines and the

@@ -7,9 +7,6 @@ skip, unless MLGATE_REQUIRE_SERVICES=1 (as in CI), where that fails them.
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,31 +18,20 @@ from mlgate.loop.runs import RunState
 from mlgate.loop.synthetic import SyntheticWorld
 from mlgate.store.schema import loop_records
 from mlgate.workspace import Workspace
+from tests.conftest import REDIS_URL
 from tests.loop.conftest import loop_config, records
 from tests.loop.test_runner import step_until
 from tests.loop.test_runner_failures import run_kinds
 
-REDIS_URL = os.environ.get("MLGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+@pytest.fixture
+def client(redis_client: redis.Redis) -> redis.Redis:
+    return redis_client
 
 
 @pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        connection.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("MLGATE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis at {REDIS_URL} is unavailable: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is unavailable: {exc}")
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def stream(client: redis.Redis) -> Iterator[str]:
-    key = f"mlgate-test-loop-runner-{uuid.uuid4().hex}"
-    yield key
-    client.delete(key)
+def stream(redis_stream: str) -> str:
+    return redis_stream
 
 
 def xadd(client: redis.Redis, stream: str, rows: list[dict[str, Any]]) -> None:

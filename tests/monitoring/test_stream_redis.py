@@ -7,9 +7,6 @@ tests skip, unless MLGATE_REQUIRE_SERVICES=1 (as in CI), where that fails them.
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,29 +23,19 @@ from mlgate.monitoring.stream import (
     MonitorLoop,
     RedisStreamSource,
 )
+from tests.conftest import REDIS_URL
 
-REDIS_URL = os.environ.get("MLGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 WANTED: dict[str, Any] = {"x": "numeric", "colour": "categorical", "prediction": None}
 
 
 @pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        connection.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("MLGATE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis at {REDIS_URL} is unavailable: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is unavailable: {exc}")
-    yield connection
-    connection.close()
+def client(redis_client: redis.Redis) -> redis.Redis:
+    return redis_client
 
 
 @pytest.fixture
-def stream(client: redis.Redis) -> Iterator[str]:
-    key = f"mlgate-test-{uuid.uuid4().hex}"
-    yield key
-    client.delete(key)
+def stream(redis_stream: str) -> str:
+    return redis_stream
 
 
 def _add(client: redis.Redis, stream: str, records: list[Any]) -> None:
