@@ -425,5 +425,6 @@ def test_public_surface_is_pinned() -> None:
             "Task",
             "evaluate_gate",
             "parse_gate",
+            "signature_problems",
         ]
     )

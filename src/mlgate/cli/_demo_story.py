@@ -8,12 +8,12 @@ what the timeline shows, so a run of the demo that goes otherwise says so.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlgate.cli._common import console
+from mlgate.cli._demo_timeline import story_events
 from mlgate.config import Settings
 from mlgate.ledger.events import LedgerEntry
 from mlgate.loop.runs import LoopRun, RunState
@@ -197,16 +197,14 @@ class Story:
             return list(enumerate(self.workspace.log.entries(conn, 0)))
 
     def events(self) -> list[Any]:
-        from mlgate.cli._demo_timeline import story_events
-
         return story_events(self._entries())
 
     def timeline(self) -> None:
-        events = self.events()
-        counts = Counter(e.kind for e in events)
+        entries = self._entries()
+        events = story_events(entries)
         for event in events:
             console.print(f"{event.at - self.wall_start:6.1f}s  {event.kind:<22} {event.text}")
-        console.print(f"({sum(counts.values())} events shown of {len(self._entries())} entries)")
+        console.print(f"({len(events)} events shown of {len(entries)} entries)")
 
     def write_report(self, path: Path) -> None:
         from mlgate.loop.report import LoopReport, ReportAnswer, write_loop_report

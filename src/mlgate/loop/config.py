@@ -200,8 +200,8 @@ def _monitor(data: object, base: Path) -> MonitorConfig:
 def _training(data: object) -> TrainingConfig:
     section = _mapping(data, "training")
     window = section.get("window", {"recent": 5000})
-    rest = {k: v for k, v in section.items() if k not in {"window", "min_rows", "holdout"}}
-    rest = {k: v for k, v in rest.items() if k not in ("label_timeout_s", "since_trigger")}
+    loop_keys = {"window", "min_rows", "holdout", "label_timeout_s", "since_trigger"}
+    rest = {k: v for k, v in section.items() if k not in loop_keys}  # the trainer's keys
     since_trigger = section.get("since_trigger", True)
     if not isinstance(since_trigger, bool):
         raise LoopConfigError(

@@ -39,8 +39,14 @@ from mlgate.experiments.canary.status import parse_time
 from mlgate.loop.config import LoopConfig
 from mlgate.loop.evaluation import gate_inputs
 from mlgate.loop.frame import TrainingFrame, frame_from_bytes, frame_to_bytes
-from mlgate.loop.gates import METRICS, CheckResult, GateInputs, GateReport, evaluate_gate
-from mlgate.loop.gates._serving_checks import signature_problems
+from mlgate.loop.gates import (
+    METRICS,
+    CheckResult,
+    GateInputs,
+    GateReport,
+    evaluate_gate,
+    signature_problems,
+)
 from mlgate.loop.inbox import Inbox
 from mlgate.loop.provenance import code_version, environment
 from mlgate.loop.runs import LoopRun, RunState, RunStore, StaleRunError

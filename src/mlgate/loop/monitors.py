@@ -66,6 +66,7 @@ class LoopMonitors:
         config: LoopConfig,
         reference: TrainingFrame,
         *,
+        inbox: Inbox,
         champion_version: int | None,
         actor: str,
         clock: Callable[[], float] = time.time,
@@ -85,7 +86,9 @@ class LoopMonitors:
         self.concept: ConceptMonitor | None = None
         self._champion: LoadedModel | None = None
         self._champion_version: int | None = None
-        self._watermark = workspace_label_watermark(workspace, config)
+        self._inbox = inbox
+        # Label reading starts after the labels already stored: history is not replayed.
+        self._watermark = inbox.label_watermark()
         self.set_champion(champion_version)
 
     def set_champion(self, version: int | None) -> None:
@@ -118,13 +121,13 @@ class LoopMonitors:
             signals.append(self._signal("quality", missing))
         return signals
 
-    def observe_labels(self, inbox: Inbox) -> LabelObservation:
+    def observe_labels(self) -> LabelObservation:
         """Score the champion on labels stored since the last call."""
         observation = LabelObservation()
         if self._champion is None or self.concept is None:
             return observation
         while True:
-            labelled, self._watermark = inbox.labelled_since(
+            labelled, self._watermark = self._inbox.labelled_since(
                 self._watermark, self._config.features, limit=_LABEL_BATCH
             )
             if not labelled.record_ids:
@@ -165,10 +168,3 @@ class LoopMonitors:
                 "value": f"{first.value:.6g}",
             },
         )
-
-
-def workspace_label_watermark(workspace: Workspace, config: LoopConfig) -> tuple[str, int] | None:
-    """Where label reading starts: after the labels already stored (history is not replayed)."""
-    inbox = Inbox(workspace.store, config.name, clock=workspace.clock)
-    watermark: tuple[str, int] | None = inbox.label_watermark()
-    return watermark

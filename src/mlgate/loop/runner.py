@@ -168,7 +168,7 @@ class LoopRunner:
             self._cursor = records.last_seq
             result.monitored += len(records.record_ids)
             signals += self.monitors.observe_records(records)
-        labelled = self.monitors.observe_labels(self.inbox)
+        labelled = self.monitors.observe_labels()
         result.labels += labelled.count
         signals += labelled.signals
         return signals
@@ -328,6 +328,7 @@ class LoopRunner:
             self.workspace,
             self.config,
             frame,
+            inbox=self.inbox,
             champion_version=self._champion_version,
             actor=self.actor,
             clock=time.time,

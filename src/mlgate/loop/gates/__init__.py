@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from mlgate.loop.gates._metrics import METRICS, Metric
 from mlgate.loop.gates._parse import parse_gate
+from mlgate.loop.gates._serving_checks import signature_problems
 from mlgate.loop.gates.evaluate import evaluate_gate
 from mlgate.loop.gates.inputs import GateInputs, Predictions, Task
 from mlgate.loop.gates.report import CheckResult, GateReport
@@ -56,4 +57,5 @@ __all__ = [
     "Task",
     "evaluate_gate",
     "parse_gate",
+    "signature_problems",
 ]
