@@ -22,7 +22,9 @@ Each statistic is checked against scipy in ``tests/monitoring/test_stats.py``.
   :func:`pool_sparse` merges sparser cells first (the drift verdict does so for
   categorical features, whose many rare categories otherwise gave p-values of 1e-11 on
   drift-free windows; quantile bins hold ~n/B each and are left as they are).
-- KS and Wasserstein come from one pass over the two sorted samples (:mod:`._ecdf`); the
+- KS and Wasserstein come from one pass over the two sorted samples (:mod:`._ecdf`), or,
+  for large unsorted windows, from bucket counts with only the few buckets where order
+  matters sorted (:mod:`._bucketed`, same values to rounding, a third of the time); the
   KS p-value is scipy's ``method="auto"`` (:mod:`._ks`). KS sees infinities as values beyond
   every finite one; Wasserstein, which any infinity would make infinite, uses the finite
   values only and is divided by the reference's standard deviation (ddof=0, as Evidently
@@ -58,6 +60,7 @@ from mlgate.monitoring.stats._binned import (
     psi_threshold,
     quantile_edges,
 )
+from mlgate.monitoring.stats._bucketed import bucketed_parts
 from mlgate.monitoring.stats._ecdf import (
     ecdf_gaps,
     finite_part,
@@ -98,6 +101,7 @@ __all__ = [
     "ks_2samp",
     "numeric_drift",
     "numeric_drift_from_grid",
+    "numeric_drift_unsorted",
     "pool_sparse",
     "pooling_note",
     "psi",
@@ -209,6 +213,32 @@ def wasserstein_normalised(
     return normalise(w1_from_gaps(merged, gaps), std_finite(ref) if scale is None else scale)
 
 
+def _assemble(
+    d: float,
+    n_ref: int,
+    n_cur: int,
+    w1: float,
+    scale: float,
+    edges: FloatArray,
+    ref_counts: IntArray,
+    cur_counts: IntArray,
+) -> NumericDrift:
+    d, p, method = ks_p_value(d, n_ref, n_cur)
+    return NumericDrift(
+        psi=psi(ref_counts, cur_counts),
+        kl=kl_divergence(ref_counts, cur_counts),
+        js=js_distance(ref_counts, cur_counts),
+        ks=KSResult(d, p, method),
+        wasserstein=math.nan if math.isnan(w1) else normalise(w1, scale),
+        chi2=chi2_two_sample(ref_counts, cur_counts),
+        n_ref=n_ref,
+        n_cur=n_cur,
+        edges=edges,
+        ref_counts=ref_counts,
+        cur_counts=cur_counts,
+    )
+
+
 def _drift_core(
     *,
     ks_ref: FloatArray,
@@ -223,7 +253,7 @@ def _drift_core(
 ) -> NumericDrift:
     cur_finite = finite_part(cur)
     merged, gaps = ecdf_gaps(ks_ref, cur, ks_ref_cum)
-    d, p, method = ks_p_value(ks_from_gaps(gaps), n_ref, cur.size)
+    d = ks_from_gaps(gaps)
     if w_ref.size == 0 or cur_finite.size == 0:
         w1 = math.nan
     elif w_ref is ks_ref and cur_finite.size == cur.size:
@@ -231,19 +261,7 @@ def _drift_core(
     else:
         w1 = w1_from_gaps(*ecdf_gaps(w_ref, cur_finite, w_ref_cum))
     cur_counts = bin_counts(cur, edges, is_sorted=True)
-    return NumericDrift(
-        psi=psi(ref_counts, cur_counts),
-        kl=kl_divergence(ref_counts, cur_counts),
-        js=js_distance(ref_counts, cur_counts),
-        ks=KSResult(d, p, method),
-        wasserstein=math.nan if math.isnan(w1) else normalise(w1, scale),
-        chi2=chi2_two_sample(ref_counts, cur_counts),
-        n_ref=n_ref,
-        n_cur=int(cur.size),
-        edges=edges,
-        ref_counts=ref_counts,
-        cur_counts=cur_counts,
-    )
+    return _assemble(d, n_ref, int(cur.size), w1, scale, edges, ref_counts, cur_counts)
 
 
 def numeric_drift(
@@ -269,6 +287,32 @@ def numeric_drift(
         edges=edges,
         ref_counts=bin_counts(ref, edges, is_sorted=True),
         cur=cur,
+    )
+
+
+def numeric_drift_unsorted(
+    ref: FloatArray, cur: FloatArray, bins: int = DEFAULT_BINS
+) -> NumericDrift | None:
+    """:func:`numeric_drift` of two unsorted, NaN-free windows, or None where it cannot help.
+
+    Same statistics to rounding (~1e-15 relative), in about a third of the time at a million
+    rows (:mod:`._bucketed`). None for windows with infinities or a reference with at most
+    ``bins`` distinct values: sort them and call :func:`numeric_drift`.
+    """
+    parts = bucketed_parts(
+        np.asarray(ref, dtype=np.float64), np.asarray(cur, dtype=np.float64), bins
+    )
+    if parts is None:
+        return None
+    return _assemble(
+        parts.ks_statistic,
+        parts.n_ref,
+        parts.n_cur,
+        parts.w1,
+        parts.scale,
+        parts.edges,
+        parts.ref_counts,
+        parts.cur_counts,
     )
 
 
