@@ -58,6 +58,9 @@ def _speed_lines(results: dict[str, Any]) -> list[str]:
             if theirs:
                 cells += f" {fmt(theirs[key])} | {_x(theirs[key], ours[key])} |"
             lines.append(cells)
+        if len(ours.get("walls_s", [])) > 1:
+            spread = f"| every run's end-to-end time | {_walls(ours)} |"
+            lines.append(spread + (f" {_walls(theirs)} | |" if theirs else ""))
     if with_evidently:
         goals = []
         for n, entry in results["speed"].items():
@@ -74,6 +77,10 @@ def _speed_lines(results: dict[str, Any]) -> list[str]:
             + ".",
         ]
     return lines
+
+
+def _walls(summary: dict[str, Any]) -> str:
+    return ", ".join(_s(w) for w in summary.get("walls_s", [summary["wall_s"]]))
 
 
 def _ours_cell(f: dict[str, Any]) -> str:
@@ -301,8 +308,13 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"(`bench/_drift_data.py`, data tag `{meta['data_tag']}`). Both tools read the same "
         "files, each in a process of its own started with its own interpreter; the table's "
         "phases are timed inside that process, the end-to-end time, CPU time and peak RSS "
-        "are the whole process's (`wait4`). mlgate: `read_frame` twice and `compare()` at "
-        "its defaults, the report turned to JSON. Evidently: `pandas.read_parquet` and "
+        "are the whole process's (`wait4`). Each tool runs "
+        f"{meta.get('repeat', 1)} times per size, each time a fresh process after the files "
+        "were read once more into the page cache; the table shows the run with the median "
+        "end-to-end time (a process's first touch of fresh memory costs much more kernel "
+        "time on this virtual machine at some moments than at others). mlgate: "
+        "`read_frame` twice and `compare()` at its defaults, the report turned to JSON. "
+        "Evidently: `pandas.read_parquet` and "
         "`Dataset.from_pandas` twice (with an explicit `DataDefinition`), then "
         "`Report([DataDriftPreset()]).run(...)` and `snapshot.dict()`.",
         "",
