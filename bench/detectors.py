@@ -483,7 +483,61 @@ def _goal_lines(results: dict[str, Any]) -> list[str]:
         f"{ours['false_alarms'] * per_100k:.2f} false alarms per 100,000 records; river ADWIN: "
         f"{theirs['mean_delay']:.1f} records, {theirs['false_alarms'] * per_100k:.2f} per "
         f"100,000. {'✅ met' if met else '❌ not met'}.",
+        *_every_stream_lines(results),
     ]
+
+
+def _every_stream_lines(results: dict[str, Any]) -> list[str]:
+    """Per stream: river's best detector against the best of mlgate's that is no worse.
+
+    river's best is the one with the fewest false alarms, then the fewest misses, then the
+    shortest mean delay (a detector that alarms sooner by alarming more often is not
+    better). mlgate meets the goal on a stream when one of its detectors has no more false
+    alarms and misses and no longer a mean delay.
+    """
+    lines = [
+        "",
+        "Goal (issue 4): on every stream, no more false alarms and no longer delay than the "
+        "best of river's detectors (the one with the fewest false alarms, then misses, then "
+        "the shortest mean delay):",
+        "",
+    ]
+    for name, q in results["quality"].items():
+        dets = q["detectors"]
+        river = [d for d in dets if d.startswith("river ")]
+        if not river:
+            return []
+        best = min(river, key=lambda d: _rank(dets[d]))
+        b = dets[best]
+        fit = [
+            d
+            for d in dets
+            if d.startswith("mlgate ")
+            and dets[d]["false_alarms"] <= b["false_alarms"]
+            and dets[d]["missed"] <= b["missed"]
+            and _delay(dets[d]) <= _delay(b)
+        ]
+        if fit:
+            ours = min(fit, key=lambda d: _delay(dets[d]))
+            lines.append(
+                f"- `{name}`: {best} {_delay(b):.1f} records, {b['false_alarms']} false alarms; "
+                f"{ours} {_delay(dets[ours]):.1f} records, {dets[ours]['false_alarms']} ✅"
+            )
+        else:
+            lines.append(
+                f"- `{name}`: {best} {_delay(b):.1f} records, {b['false_alarms']} false alarms; "
+                "no mlgate detector as good ❌"
+            )
+    return lines
+
+
+def _delay(r: dict[str, Any]) -> float:
+    delay = r["mean_delay"]
+    return math.inf if delay is None or math.isnan(delay) else float(delay)
+
+
+def _rank(r: dict[str, Any]) -> tuple[int, int, float]:
+    return int(r["false_alarms"]), int(r["missed"]), _delay(r)
 
 
 def write_section(path: Path, section: str) -> None:
