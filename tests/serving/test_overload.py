@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlgate.serving.overload import ConcurrencyLimit, LoopLag
+from mlgate.serving.overload import DEADLINE_SHARE, ConcurrencyLimit, LoopLag
 
 
 class Clock:
@@ -73,6 +73,44 @@ def test_the_target_includes_twice_the_model_call_time() -> None:
     service[0] = 0.030  # a slow model: 30 ms per call is its normal, not overload
     assert limit.target_s == pytest.approx(0.070)
     _window(limit, clock, 0.060, 10)
+    assert limit.limit == 11
+
+
+def test_the_endpoint_deadline_caps_the_target() -> None:
+    """A 50 ms endpoint steers to 20 ms, not to 10 ms + twice a 27 ms batch."""
+    clock = Clock()
+    deadline = [0.050]
+    limit = ConcurrencyLimit(
+        target_latency_s=0.010,
+        initial=100,
+        clock=clock,
+        service_time=lambda: 0.015,
+        deadline=lambda: deadline[0],
+    )
+    assert limit.target_s == pytest.approx(DEADLINE_SHARE * 0.050)
+    _window(limit, clock, 0.030, 100)  # under the uncapped 40 ms, over the capped 20 ms
+    assert limit.limit < 100
+    deadline[0] = 1.0  # a 1 s endpoint keeps the uncapped target
+    assert limit.target_s == pytest.approx(0.040)
+    shrunk = limit.limit
+    _window(limit, clock, 0.030, shrunk)
+    assert limit.limit > shrunk
+
+
+def test_a_deadline_under_the_model_call_time_does_not_starve_the_endpoint() -> None:
+    """When one call alone takes longer than the share of the deadline, that call is the
+    floor: cutting the limit cannot make the model faster."""
+    clock = Clock()
+    limit = ConcurrencyLimit(
+        target_latency_s=0.010,
+        initial=10,
+        clock=clock,
+        service_time=lambda: 0.030,
+        loop_lag=lambda: 0.002,
+        deadline=lambda: 0.050,
+    )
+    assert limit.target_s == pytest.approx(0.032)
+    _window(limit, clock, 0.031, 10)
     assert limit.limit == 11
 
 

@@ -85,3 +85,35 @@ def test_only_a_model_call_that_ran_the_whole_budget_counts_against_the_circuit(
             await state.close()
 
     asyncio.run(scenario())
+
+
+def test_a_deadline_missed_by_a_call_of_its_usual_length_is_load_not_sickness(
+    workspace: Workspace,
+) -> None:
+    """A call that began with most of its budget and ran its usual time is not counted."""
+    register(workspace, "steady", linear_classifier(W, B), champion=True)
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2) as executor:
+            state = ServingState(workspace, executor, poll_interval_s=60)
+            await state.start()
+            runner = state.snapshot.endpoint("steady").primary
+            for _ in range(5):  # the model's usual call time, learned from real calls
+                await runner.predict({"x": ROW}, float("inf"), 1.0)
+            usual = runner.batcher.service_time_s
+            assert usual > 0
+            # Began with 40 of 50 ms and missed after running its usual time: load.
+            for _ in range(10):
+                runner.record(late(ran_s=usual, had_s=0.040), timeout_s=0.050)
+            assert runner.breaker.state == "closed"
+            # Began with its whole budget and ran far longer than ever before: the model.
+            for _ in range(5):
+                runner.record(late(ran_s=max(0.045, 3 * usual), had_s=0.050), timeout_s=0.050)
+            assert runner.breaker.state == "open"
+            await state.close()
+
+    asyncio.run(scenario())
+
+
+def late(ran_s: float, had_s: float) -> DeadlineExceededError:
+    return DeadlineExceededError("deadline", model_ran_s=ran_s, model_had_s=had_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import re
@@ -110,6 +111,7 @@ class DataPlane:
                 target_latency_s=self._target_latency_s,
                 service_time=lambda: self._service_time(name),
                 loop_lag=lambda: self._loop_lag.lag_s if self._loop_lag is not None else 0.0,
+                deadline=lambda: self._deadline(name),
                 clock=self._clock,
             )
             self._limits_by_endpoint[name] = limit
@@ -120,6 +122,10 @@ class DataPlane:
         # Shed counter only: a 0 s sample would drag the latency histogram down exactly
         # while the endpoint is overloaded.
         self.metrics.shed(name, "overload")
+
+    def _deadline(self, name: str) -> float:
+        view = self.state.snapshot.endpoints.get(name)
+        return math.inf if view is None else view.spec.timeout_ms / 1000.0
 
     def _service_time(self, name: str) -> float:
         view = self.state.snapshot.endpoints.get(name)

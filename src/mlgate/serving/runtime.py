@@ -104,8 +104,11 @@ class VersionRunner:
         """Feed one call's outcome to the circuit breaker.
 
         A deadline miss says the model is sick only when its own call began with at
-        least half the endpoint's budget left and still missed, or when some call has
-        now run the whole budget (a hang that requests queue behind). A request whose
+        least half the endpoint's budget left and still missed after running more than
+        twice the model's usual call time, or when some call has now run the whole budget
+        (a hang that requests queue behind). Without the usual-time test, a 50 ms endpoint
+        whose batches take 30 ms under load opened its circuit at twice capacity and
+        refused 56,000 requests as circuit_open while the model was fine. A request whose
         time ran out in the queue, or whose call began late because the server was busy,
         says nothing about the model; opening the circuit then would turn load into an
         outage (measured: 174,000 requests refused as circuit_open at twice capacity
@@ -117,12 +120,18 @@ class VersionRunner:
         elif isinstance(error, ModelFailedError):
             self.breaker.record_failure()
         elif isinstance(error, DeadlineExceededError) and (
-            (error.model_had_s is not None and error.model_had_s >= timeout_s / 2)
+            self._ran_unusually_long(error, timeout_s)
             or self.batcher.longest_running_s >= timeout_s
         ):
             self.breaker.record_failure()
         else:
             self.breaker.abandon_probe()
+
+    def _ran_unusually_long(self, error: DeadlineExceededError, timeout_s: float) -> bool:
+        if error.model_had_s is None or error.model_had_s < timeout_s / 2:
+            return False
+        usual_s = self.batcher.service_time_s  # 0 before the first call has finished
+        return error.model_ran_s is None or error.model_ran_s > 2.0 * usual_s
 
 
 @dataclass(frozen=True)
