@@ -52,6 +52,8 @@ ACTOR = "user:bench@mlgate"
 SEED = 20_251_127
 N_FEATURES = 20
 MLP_DIMS = (64, 128, 64, 2)
+# A model whose own compute, not HTTP, bounds the server: ~19 M multiply-adds a row.
+HEAVY_DIMS = (512, 4096, 4096, 2)
 BODIES = 64  # distinct request bodies (feature rows and sticky users) per target
 P99_LIMIT_S = 0.050
 HERE = Path(__file__).resolve().parent
@@ -86,6 +88,21 @@ logging: {sample_rate: 1.0}
 name: lr-guard
 model: lr
 route: champion
+timeout_ms: 50
+logging: {sample_rate: 0.0}
+""",
+}
+HEAVY_ENDPOINTS = {
+    "heavy-direct": """\
+name: heavy-direct
+model: heavy
+route: 1
+logging: {sample_rate: 0.0}
+""",
+    "heavy-guard": """\
+name: heavy-guard
+model: heavy
+route: 1
 timeout_ms: 50
 logging: {sample_rate: 0.0}
 """,
@@ -252,6 +269,8 @@ class Models:
     lr_rows: np.ndarray[Any, Any]  # feature rows the requests carry
     mlp: bytes
     mlp_rows: np.ndarray[Any, Any]
+    heavy: bytes
+    heavy_rows: np.ndarray[Any, Any]
 
 
 def build_models(seed: int) -> Models:
@@ -269,18 +288,27 @@ def build_models(seed: int) -> Models:
     # Six decimals, as a client would send them; the reference answers use the same values.
     lr_rows = np.round(rng.standard_normal((BODIES, N_FEATURES)), 6)
     mlp_rows = np.round(rng.standard_normal((BODIES, MLP_DIMS[0])), 6).astype(np.float32)
-    return Models(lr=lr, lr_rows=lr_rows, mlp=build_mlp(seed), mlp_rows=mlp_rows)
+    heavy_rows = np.round(rng.standard_normal((BODIES, HEAVY_DIMS[0])), 4).astype(np.float32)
+    return Models(
+        lr=lr,
+        lr_rows=lr_rows,
+        mlp=build_mlp(seed),
+        mlp_rows=mlp_rows,
+        heavy=build_mlp(seed + 2, HEAVY_DIMS),
+        heavy_rows=heavy_rows,
+    )
 
 
-def build_mlp(seed: int) -> bytes:
-    """64 -> 128 -> 64 -> 2 with Relu and a final Softmax, dynamic batch, float32."""
+def build_mlp(seed: int, dims: Sequence[int] = MLP_DIMS) -> bytes:
+    """An MLP (64 -> 128 -> 64 -> 2 by default) with Relu and a final Softmax, dynamic
+    batch, float32."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed + 1)
     nodes, weights = [], []
     current = "input"
-    layers = list(zip(MLP_DIMS, MLP_DIMS[1:], strict=False))
+    layers = list(zip(dims, dims[1:], strict=False))
     for i, (fan_in, fan_out) in enumerate(layers):
         w = (rng.standard_normal((fan_in, fan_out)) / math.sqrt(fan_in)).astype(np.float32)
         b = (0.1 * rng.standard_normal(fan_out)).astype(np.float32)
@@ -295,7 +323,7 @@ def build_mlp(seed: int) -> bytes:
     graph = helper.make_graph(
         nodes,
         "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", MLP_DIMS[0]])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", dims[0]])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 2])],
         weights,
     )
@@ -327,7 +355,7 @@ def _mlp_body(row: np.ndarray[Any, Any]) -> dict[str, Any]:
             {
                 "name": "input",
                 "datatype": "FP32",
-                "shape": [1, MLP_DIMS[0]],
+                "shape": [1, int(row.size)],
                 "data": [round(float(v), 6) for v in row],
             }
         ]
@@ -344,6 +372,7 @@ def write_bodies(models: Models, directory: Path) -> dict[str, Path]:
             _lr_body(r, f"user-{i}", "predict_proba") for i, r in enumerate(models.lr_rows)
         ],
         "mlp": [_mlp_body(r) for r in models.mlp_rows],
+        "heavy": [_mlp_body(r) for r in models.heavy_rows],
     }
     paths = {}
     for name, bodies in files.items():
@@ -359,7 +388,7 @@ def write_bodies(models: Models, directory: Path) -> dict[str, Path]:
 
 
 def prepare_workspace(home: Path, models: Models) -> dict[str, Any]:
-    """A fresh MLGATE_HOME on SQLite: lr v1..v3 (v1 champion), mlp v1, and the endpoints."""
+    """A fresh MLGATE_HOME on SQLite: lr v1..v3 (v1 champion), mlp v1, heavy v1, endpoints."""
     import skops.io
 
     from mlgate.config import Settings
@@ -375,8 +404,9 @@ def prepare_workspace(home: Path, models: Models) -> dict[str, Any]:
             ws.registry.register("lr", skops.io.dumps(estimator), actor=ACTOR, params={"C": c})
         ws.registry.move_alias("lr", "champion", 1, actor=ACTOR)
         ws.registry.register("mlp", models.mlp, actor=ACTOR)
+        ws.registry.register("heavy", models.heavy, actor=ACTOR)
         store = EndpointStore(ws.store, ws.registry, ws.log, ws.clock)
-        for text in (*LR_ENDPOINTS.values(), *MLP_ENDPOINTS.values()):
+        for text in (*LR_ENDPOINTS.values(), *MLP_ENDPOINTS.values(), *HEAVY_ENDPOINTS.values()):
             store.deploy(parse_endpoint_yaml(text), actor=ACTOR)
     finally:
         ws.close()
@@ -919,19 +949,24 @@ def check_answers(models: Models, targets: Sequence[Target]) -> dict[str, Any]:
                 if expected is None
                 else float(np.abs(_output(doc, "probabilities") - expected).max()),
             }
-    session = onnxruntime.InferenceSession(models.mlp, providers=["CPUExecutionProvider"])
-    mlp_rows = models.mlp_rows[:3]
-    (mlp_reference,) = session.run(None, {"input": mlp_rows})
-    mlp_body = _mlp_body(mlp_rows[0])
-    mlp_body["inputs"][0] |= {
-        "shape": [3, MLP_DIMS[0]],
-        "data": [round(float(v), 6) for v in mlp_rows.ravel()],
-    }
     mlp: dict[str, float] = {}
-    for target in targets:
-        if target.family == "mlp":
-            doc, _ = _post(target.url, mlp_body)
-            mlp[target.key] = float(np.abs(_output(doc, "probabilities") - mlp_reference).max())
+    for family, model, family_rows in (
+        ("mlp", models.mlp, models.mlp_rows),
+        ("heavy", models.heavy, models.heavy_rows),
+    ):
+        session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+        three = family_rows[:3]
+        (reference_out,) = session.run(None, {"input": three})
+        three_body = _mlp_body(three[0])
+        three_body["inputs"][0] |= {
+            "shape": [3, int(three.shape[1])],
+            "data": [round(float(v), 6) for v in three.ravel()],
+        }
+        for target in targets:
+            if target.family == family:
+                doc, _ = _post(target.url, three_body)
+                out = _output(doc, "probabilities")
+                mlp[target.key] = float(np.abs(out - reference_out).max())
     return {
         "lr_max_abs_diff": answers,
         "router": routed,
@@ -1046,7 +1081,7 @@ def _run_in(
 
     servers: list[Server] = []
     targets: list[Target] = []
-    endpoints = ["lr", *LR_ENDPOINTS, *MLP_ENDPOINTS]
+    endpoints = ["lr", *LR_ENDPOINTS, *MLP_ENDPOINTS, *HEAVY_ENDPOINTS]
     for workers in plan.workers:
         server = mlgate_server(workers, workdir, workspace, endpoints)
         servers.append(server)
@@ -1083,6 +1118,17 @@ def _run_in(
                         "mlgate",
                     )
                 )
+            targets.append(
+                Target(
+                    f"heavy.{w}.direct",
+                    "heavy",
+                    f"mlgate --workers {workers}, MLP 512 → 4096 → 4096 → 2, default batching",
+                    server,
+                    "/v2/models/heavy-direct/infer",
+                    bodies["heavy"],
+                    "mlgate",
+                )
+            )
     if plan.mlserver:
         for config in mlserver_configs(args.quick):
             server = mlserver_server(config, args.mlserver_venv, workdir, model_file)
@@ -1121,15 +1167,29 @@ def _run_in(
     }
     say("[setup] ready after " + ", ".join(f"{k} {v:.1f} s" for k, v in startup.items()))
 
+    heavy_guard = Target(
+        f"heavy.w{plan.workers[0]}.guard",
+        "heavy",
+        f"mlgate --workers {plan.workers[0]}, MLP 512 → 4096 → 4096 → 2, timeout_ms 50",
+        servers[0],
+        "/v2/models/heavy-guard/infer",
+        bodies["heavy"],
+        "mlgate",
+    )
+    guards = [guard, heavy_guard]
+
     say("[check] one 3-row request to every server, compared with the local models")
-    results["answers"] = check_answers(models, [*targets, guard])
+    results["answers"] = check_answers(models, [*targets, *guards])
     results["checks"] = {k: v for k, v in results["answers"].items() if isinstance(v, bool)}
     say(f"[check] {results['checks']}")
 
     scratch = workdir
-    for target in [*targets, guard]:
+    for target in [*targets, *guards]:
         measure(client, target, Load(target.url, target.bodies, 32, plan.warmup_s), scratch)
-    say(f"[warm-up] {plan.warmup_s:.0f} s at 32 connections on each of {len(targets) + 1} targets")
+    say(
+        f"[warm-up] {plan.warmup_s:.0f} s at 32 connections on each of "
+        f"{len(targets) + len(guards)} targets"
+    )
 
     total = len(plan.connections) * len(targets)
     done_runs = 0
@@ -1170,11 +1230,12 @@ def _run_in(
     if py_spy is not None:  # before the overload run, which may open circuit breakers
         router = next(t for t in targets if t.key.endswith(".router"))
         results["profile"] = _profile(py_spy, client, plan, router, scratch)
-    direct = next(t for t in targets if t.key == guard.key.replace(".guard", ".direct"))
     results["overload"] = {}
-    # The default deadline first: the 50 ms one may open the version's circuit breaker.
-    for name, target in (("default_deadline", direct), ("deadline_50ms", guard)):
-        results["overload"][name] = _overload(client, plan, direct, target, scratch)
+    for prefix, g in (("", guard), ("heavy_", heavy_guard)):
+        direct = next(t for t in targets if t.key == g.key.replace(".guard", ".direct"))
+        # The default deadline first: the 50 ms one may open the version's circuit breaker.
+        for name, target in (("default_deadline", direct), ("deadline_50ms", g)):
+            results["overload"][prefix + name] = _overload(client, plan, direct, target, scratch)
     results["elapsed_s"] = time.monotonic() - t_start
 
 
@@ -1677,17 +1738,23 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
     overloads = [r for r in all_rows if r["id"].startswith("overload.")]
     if overloads:
-        first = results["overload"][overloads[0]["id"].removeprefix("overload.")]
         lines += [
             "",
             "### Overload at twice capacity",
             "",
-            f"Capacity is the peak throughput of the same server, model and batching in the "
-            f"sweep ({first['capacity_from']}, {_rate(overloads[0]['capacity_rps'])}); twice "
-            f"that is offered for {plan['overload_s']:.0f} s, paced over "
+            "Capacity is the peak throughput of the same server, model and batching in the "
+            f"sweep; twice that is offered for {plan['overload_s']:.0f} s, paced over "
             f"{plan['overload_connections']} connections, first to the endpoint with the "
-            "default deadline (timeout_ms 1000), then to one with timeout_ms 50, the budget the "
-            "goal allows. Server RSS (the whole process tree) sampled every 0.25 s.",
+            "default deadline (timeout_ms 1000), then to one with timeout_ms 50: an endpoint's "
+            "deadline is the SLA its server protects. Two models: the logistic regression, "
+            "whose capacity is the HTTP stack's (the event loop reads, routes and answers "
+            "every request, with the load generator on the same 2 cores), and an MLP "
+            "512 → 4096 → 4096 → 2 whose own compute bounds the server. Latency counts from "
+            "each request's intended send time: a paced generator never has more than its "
+            "connections' worth of requests at the server, so when the server cannot answer "
+            "(with 200 or 503) as fast as requests are offered, the backlog grows in the "
+            "clients, and that shows here. Server RSS (the whole process tree) sampled every "
+            "0.25 s.",
             "",
             "| Endpoint | Offered | Answered | 2xx (goodput) | 503 | Other | Admitted p50 / p99 "
             "| RSS start → peak → end | RSS growth (last vs first quarter) |",
@@ -1721,7 +1788,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         for overload in overloads:
             lines.append(
                 f"- {overload['label']}: goodput "
-                f"{100 * overload['ok_rps'] / overload['capacity_rps']:.0f} % of capacity; "
+                f"{100 * overload['ok_rps'] / overload['capacity_rps']:.0f} % of capacity "
+                f"({_rate(overload['capacity_rps'])}); "
                 f"admitted p99 ≤ 50 ms {_goal(overload['met_p99'])}"
                 + (
                     " (none admitted)"

@@ -42,6 +42,7 @@ TARGETS = {
     "mlgate.w1.router",
     "mlp.w1.batched",
     "mlp.w1.unbatched",
+    "heavy.w1.direct",
 }
 EXPECTED_ROWS = {f"target.{key}" for key in TARGETS} | {
     "router_cost.w1.vs_zero",
@@ -49,6 +50,8 @@ EXPECTED_ROWS = {f"target.{key}" for key in TARGETS} | {
     "batching",
     "overload.default_deadline",
     "overload.deadline_50ms",
+    "overload.heavy_default_deadline",
+    "overload.heavy_deadline_50ms",
 }
 
 
@@ -82,7 +85,12 @@ def test_smallest_run_reports_every_row_and_correct_answers(tmp_path: Path) -> N
             assert run["bad_bodies"] == 0, key
             assert run["socket_errors"] == 0, key
             assert run["server_cpu_s"] >= 0, key
-    assert set(results["overload"]) == {"default_deadline", "deadline_50ms"}
+    assert set(results["overload"]) == {
+        "default_deadline",
+        "deadline_50ms",
+        "heavy_default_deadline",
+        "heavy_deadline_50ms",
+    }
     for overload in results["overload"].values():
         assert overload["requests"] > 0
         assert set(overload["statuses"]) <= {"200", "503", "504"}
