@@ -114,6 +114,20 @@ def test_a_deadline_under_the_model_call_time_does_not_starve_the_endpoint() -> 
     assert limit.limit == 11
 
 
+def test_a_request_shed_further_in_cuts_the_limit_however_fast_it_was() -> None:
+    """Fast 503s from the batcher are congestion, not good latency."""
+    clock = Clock()
+    limit = ConcurrencyLimit(target_latency_s=0.010, initial=100, clock=clock)
+    taken = sum(limit.acquire() for _ in range(100))
+    for _ in range(taken - 1):
+        limit.release(0.0005, shed=True)
+    clock.now += 1.0
+    limit.release(0.0005)
+    assert limit.limit == 90
+    _window(limit, clock, 0.0005, 90)  # the next window sheds nothing: it grows again
+    assert limit.limit > 90
+
+
 def test_a_zero_target_admits_everything() -> None:
     limit = ConcurrencyLimit(target_latency_s=0.0, initial=1, minimum=1, clock=Clock())
     assert not limit.enabled

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from mlgate.errors import PayloadTooLargeError
+from mlgate.errors import DeadlineExceededError, OverloadedError, PayloadTooLargeError
 from mlgate.serving.dataplane import OVERLOAD_ERROR, DataPlane
 from mlgate.serving.http import error_body, error_headers, status_for
 
@@ -63,15 +63,17 @@ class InferenceFastPath:
         started = time.monotonic()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
+        shed = False
         try:
             body = await read_body(receive, headers.get("content-length"), self._max_body_bytes)
             reply = await plane.infer(name, version, body, headers, client[0] if client else None)
             status, payload, extra = 200, reply.body, reply.headers
         except Exception as exc:  # every failure is an OIP error body, never a trace
             status, payload, extra = status_for(exc), error_body(exc), error_headers(exc)
+            shed = isinstance(exc, (OverloadedError, DeadlineExceededError))
         finally:
             if limit is not None:
-                limit.release(time.monotonic() - started)
+                limit.release(time.monotonic() - started, shed=shed)
         await _send(send, status, payload, extra)
 
 

@@ -30,6 +30,13 @@ starved the endpoint (measured with 512 clients, most of them refused). Learning
 no-load latency from the requests themselves instead drifts upward during a long
 overload, exactly when the limit must hold. The limit starts small and grows while
 latency allows (TCP's slow start), so a burst at start-up cannot overshoot.
+
+A request admitted here but shed further in (the batcher's deadline estimate, a full
+queue) or timed out is a congestion signal, as a dropped packet is to TCP: its window ends
+in a cut whatever the mean latency. Counted by latency alone, those fast 503s pulled the
+mean down and the limit up, so every request was read and parsed only to be refused late:
+at twice a compute-bound model's capacity a 50 ms endpoint answered 1 request in 30 s and
+shed 112,841 after parsing them.
 """
 
 from __future__ import annotations
@@ -86,6 +93,7 @@ class ConcurrencyLimit:
         self._peak = 0  # most in flight during the window
         self._sum_s = 0.0
         self._count = 0
+        self._shed = False  # a request of this window was shed or timed out further in
         self._window_end = clock() + window_s
 
     @property
@@ -116,11 +124,15 @@ class ConcurrencyLimit:
             self._peak = self._in_flight
         return True
 
-    def release(self, latency_s: float) -> None:
-        """Give the slot back with how long the request took from ``acquire``."""
+    def release(self, latency_s: float, *, shed: bool = False) -> None:
+        """Give the slot back with how long the request took from ``acquire``.
+
+        ``shed``: the request was refused or timed out after admission here (see above).
+        """
         self._in_flight -= 1
         self._sum_s += latency_s
         self._count += 1
+        self._shed = self._shed or shed
         now = self._clock()
         if now >= self._window_end:
             self._adapt()
@@ -130,8 +142,8 @@ class ConcurrencyLimit:
         """One AIMD step on the window just ended."""
         mean = self._sum_s / self._count
         target = self.target_s
-        if mean > target:
-            cut = min(_DECREASE_AT_MOST, max(_DECREASE_AT_LEAST, target / mean))
+        if mean > target or self._shed:
+            cut = min(_DECREASE_AT_MOST, max(_DECREASE_AT_LEAST, target / max(mean, target)))
             self._limit = max(float(self._min), self._limit * cut)
         elif self._peak >= int(self._limit) // 2:  # grow only a limit that was in use
             grown = self._limit + 1.0
@@ -139,6 +151,7 @@ class ConcurrencyLimit:
                 grown = max(grown, self._limit * _INCREASE_BELOW_HALF)
             self._limit = min(float(self._max), grown)
         self._sum_s, self._count, self._peak = 0.0, 0, self._in_flight
+        self._shed = False
 
 
 class LoopLag:
