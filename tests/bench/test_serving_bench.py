@@ -43,11 +43,13 @@ TARGETS = {
     "mlp.w1.batched",
     "mlp.w1.unbatched",
     "heavy.w1.direct",
+    "heavy.w1.unbatched",
 }
 EXPECTED_ROWS = {f"target.{key}" for key in TARGETS} | {
     "router_cost.w1.vs_zero",
     "router_cost.w1.vs_direct",
     "batching",
+    "batching.heavy",
     "overload.default_deadline",
     "overload.deadline_50ms",
     "overload.heavy_default_deadline",
