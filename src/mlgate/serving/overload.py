@@ -32,11 +32,12 @@ overload, exactly when the limit must hold. The limit starts small and grows whi
 latency allows (TCP's slow start), so a burst at start-up cannot overshoot.
 
 A request admitted here but shed further in (the batcher's deadline estimate, a full
-queue) or timed out is a congestion signal, as a dropped packet is to TCP: its window ends
-in a cut whatever the mean latency. Counted by latency alone, those fast 503s pulled the
-mean down and the limit up, so every request was read and parsed only to be refused late:
-at twice a compute-bound model's capacity a 50 ms endpoint answered 1 request in 30 s and
-shed 112,841 after parsing them.
+queue) or timed out counts as having taken the endpoint's whole deadline: it is congestion,
+as a lost packet is to TCP, in proportion to how many there are. Counted by their own
+latency, those fast 503s pulled the mean down and the limit up, so every request was read
+and parsed only to be refused late: at twice a compute-bound model's capacity a 50 ms
+endpoint answered 1 request in 30 s and shed 112,841 after parsing them. (Cutting the
+window on any single one instead starved a cheap model's endpoint: 5 % of capacity.)
 """
 
 from __future__ import annotations
@@ -93,7 +94,6 @@ class ConcurrencyLimit:
         self._peak = 0  # most in flight during the window
         self._sum_s = 0.0
         self._count = 0
-        self._shed = False  # a request of this window was shed or timed out further in
         self._window_end = clock() + window_s
 
     @property
@@ -127,12 +127,16 @@ class ConcurrencyLimit:
     def release(self, latency_s: float, *, shed: bool = False) -> None:
         """Give the slot back with how long the request took from ``acquire``.
 
-        ``shed``: the request was refused or timed out after admission here (see above).
+        ``shed``: the request was refused or timed out after admission here; it counts
+        as having taken the endpoint's deadline (see above).
         """
         self._in_flight -= 1
+        if shed:
+            deadline = self._deadline()
+            if math.isfinite(deadline):
+                latency_s = max(latency_s, deadline)
         self._sum_s += latency_s
         self._count += 1
-        self._shed = self._shed or shed
         now = self._clock()
         if now >= self._window_end:
             self._adapt()
@@ -142,8 +146,8 @@ class ConcurrencyLimit:
         """One AIMD step on the window just ended."""
         mean = self._sum_s / self._count
         target = self.target_s
-        if mean > target or self._shed:
-            cut = min(_DECREASE_AT_MOST, max(_DECREASE_AT_LEAST, target / max(mean, target)))
+        if mean > target:
+            cut = min(_DECREASE_AT_MOST, max(_DECREASE_AT_LEAST, target / mean))
             self._limit = max(float(self._min), self._limit * cut)
         elif self._peak >= int(self._limit) // 2:  # grow only a limit that was in use
             grown = self._limit + 1.0
@@ -151,7 +155,6 @@ class ConcurrencyLimit:
                 grown = max(grown, self._limit * _INCREASE_BELOW_HALF)
             self._limit = min(float(self._max), grown)
         self._sum_s, self._count, self._peak = 0.0, 0, self._in_flight
-        self._shed = False
 
 
 class LoopLag:
