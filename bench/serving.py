@@ -280,7 +280,7 @@ class Models:
     heavy_rows: np.ndarray[Any, Any]
 
 
-def build_models(seed: int) -> Models:
+def build_models(seed: int, heavy_dims: Sequence[int] = HEAVY_DIMS) -> Models:
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
 
@@ -295,13 +295,13 @@ def build_models(seed: int) -> Models:
     # Six decimals, as a client would send them; the reference answers use the same values.
     lr_rows = np.round(rng.standard_normal((BODIES, N_FEATURES)), 6)
     mlp_rows = np.round(rng.standard_normal((BODIES, MLP_DIMS[0])), 6).astype(np.float32)
-    heavy_rows = np.round(rng.standard_normal((BODIES, HEAVY_DIMS[0])), 4).astype(np.float32)
+    heavy_rows = np.round(rng.standard_normal((BODIES, heavy_dims[0])), 4).astype(np.float32)
     return Models(
         lr=lr,
         lr_rows=lr_rows,
         mlp=build_mlp(seed),
         mlp_rows=mlp_rows,
-        heavy=build_mlp(seed + 2, HEAVY_DIMS),
+        heavy=build_mlp(seed + 2, heavy_dims),
         heavy_rows=heavy_rows,
     )
 
@@ -1080,7 +1080,8 @@ def _run_in(
 
     t_start = time.monotonic()
     say(f"[setup] models and a fresh MLGATE_HOME (SQLite) in {workdir}")
-    models = build_models(args.seed)
+    models = build_models(args.seed, args.heavy_dims)
+    heavy_name = "MLP " + " → ".join(str(d) for d in args.heavy_dims)
     bodies = write_bodies(models, workdir)
     workspace = prepare_workspace(workdir / "home", models)
     model_file = workdir / "lr.joblib"
@@ -1133,7 +1134,7 @@ def _run_in(
                     Target(
                         f"heavy.{w}.{suffix}",
                         "heavy",
-                        f"mlgate --workers {workers}, MLP 512 → 4096 → 4096 → 2, {label}",
+                        f"mlgate --workers {workers}, {heavy_name}, {label}",
                         server,
                         f"/v2/models/{endpoint}/infer",
                         bodies["heavy"],
@@ -1181,7 +1182,7 @@ def _run_in(
     heavy_guard = Target(
         f"heavy.w{plan.workers[0]}.guard",
         "heavy",
-        f"mlgate --workers {plan.workers[0]}, MLP 512 → 4096 → 4096 → 2, timeout_ms 50",
+        f"mlgate --workers {plan.workers[0]}, {heavy_name}, timeout_ms 50",
         servers[0],
         "/v2/models/heavy-guard/infer",
         bodies["heavy"],
@@ -1607,8 +1608,8 @@ def _heavy_batching_lines(all_rows: list[dict[str, Any]], targets: dict[str, Any
         "The small MLP's answers cost little more than reading and writing the HTTP request, "
         "which batching cannot share, so batching there is capped by the HTTP stack (the "
         "batched endpoint reaches the LR endpoints' ceiling). Where the model's compute "
-        "dominates (MLP 512 → 4096 → 4096 → 2, ~19 M multiply-adds a row, the overload "
-        "model below), one call on 64 rows costs far less than 64 calls:",
+        "dominates (the larger MLP, whose layers its rows name, also the overload model "
+        "below), one call on 64 rows costs far less than 64 calls:",
         "",
         "| Configuration | Best throughput, p99 ≤ 50 ms (connections, p99) | Server CPU per "
         "request at best |",
@@ -1808,8 +1809,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             "default deadline (timeout_ms 1000), then to one with timeout_ms 50: an endpoint's "
             "deadline is the SLA its server protects. Two models: the logistic regression, "
             "whose capacity is the HTTP stack's (the event loop reads, routes and answers "
-            "every request, with the load generator on the same 2 cores), and an MLP "
-            "512 → 4096 → 4096 → 2 whose own compute bounds the server. Latency counts from "
+            "every request, with the load generator on the same 2 cores), and the larger "
+            "MLP, whose own compute bounds the server. Latency counts from "
             "each request's intended send time: a paced generator never has more than its "
             "connections' worth of requests at the server, so when the server cannot answer "
             "(with 200 or 503) as fast as requests are offered, the backlog grows in the "
@@ -2038,6 +2039,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mlserver-venv", type=Path, default=DEFAULT_MLSERVER_VENV)
     p.add_argument("--tools-venv", type=Path, default=HERE / "out" / "tools-venv")
     p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument(
+        "--heavy-dims",
+        type=_int_list,
+        default=list(HEAVY_DIMS),
+        help="layer widths of the compute-bound MLP (512,4096,4096,2)",
+    )
     p.add_argument("--write", type=Path, help="update the serving section of this Markdown file")
     p.add_argument("--out", type=Path, help="write every raw number here as JSON")
     p.add_argument("--workdir", type=Path, help="where the temporary workspace goes")
