@@ -119,10 +119,12 @@ def _sorted_values(name: str, values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.
 
 
 def _measure_numeric_unsorted(
-    name: str, ref_raw: npt.NDArray[Any], cur_raw: npt.NDArray[Any], options: DriftOptions
+    ref: npt.NDArray[np.float64],
+    cur: npt.NDArray[np.float64],
+    name: str,
+    options: DriftOptions,
 ) -> Measured | None:
     """The same as the sorting path below, without sorting (None where that cannot be done)."""
-    ref, cur = numeric_column(name, ref_raw), numeric_column(name, cur_raw)
     ref_present, cur_present = _present(ref), _present(cur)
     drift = numeric_drift_unsorted(ref_present, cur_present, options.bins)
     if drift is None:
@@ -144,8 +146,11 @@ def _present(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def _measure_numeric(
     name: str, ref_raw: npt.NDArray[Any], cur_raw: npt.NDArray[Any], options: DriftOptions
 ) -> Measured:
+    # Converted once: an object column's conversion is a Python loop, not to be run twice
+    # when the unsorted path declines (numeric_column of float64 is the array itself).
+    ref_raw, cur_raw = numeric_column(name, ref_raw), numeric_column(name, cur_raw)
     if ref_raw.size + cur_raw.size >= UNSORTED_MIN_VALUES:
-        measured = _measure_numeric_unsorted(name, ref_raw, cur_raw, options)
+        measured = _measure_numeric_unsorted(ref_raw, cur_raw, name, options)
         if measured is not None:
             return measured
     ref, missing_ref, inf_ref = _sorted_values(name, ref_raw)

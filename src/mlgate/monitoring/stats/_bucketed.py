@@ -10,8 +10,8 @@ IEEE 754): equal-width coarse buckets over the samples' central range, one per t
 each coarse bucket split again in proportion to the values it holds (:class:`_Grid`), so
 that skewed data gets narrow buckets where it is dense. Integer-valued windows get one
 bucket per integer instead (:func:`_discrete_parts`). Bucket order is value order and ties
-never straddle buckets, so from counts
-per bucket alone the merged ECDF gap ``G = F_ref - F_cur`` is exact at every bucket's end.
+never straddle buckets, so from counts per bucket alone the merged ECDF gap
+``G = F_ref - F_cur`` is exact at every bucket's end.
 Inside a bucket with ``r`` reference and ``c`` current values, ``G`` stays within
 ``[G_start - c/m, G_start + r/n]``. Hence:
 
@@ -60,6 +60,8 @@ _MAX_PRODUCT = 1 << 62
 """``n * m`` must stay below this for the integer gaps ``R m - C n`` to fit in int64."""
 _MAX_DISCRETE_RANGE = 1 << 20
 """Widest range of integer values given one bucket per integer."""
+_SHRINK = 1.0 - 2.0**-52
+"""Splits are scaled by this, so that ``frac < 1`` times ``splits`` floors below ``splits``."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -122,9 +124,6 @@ def _coarse(shifted: FloatArray, per_unit: float, count: int) -> tuple[FloatArra
     return t, whole.astype(np.int64)
 
 
-_SHRINK = 1.0 - 2.0**-52
-
-
 def _grid(
     ref: FloatArray, cur: FloatArray, coarse: int | None
 ) -> tuple[_Grid, FloatArray, IntArray, FloatArray, IntArray] | None:
@@ -137,8 +136,7 @@ def _grid(
     if not hi > lo:
         lo, hi = float(min(ref.min(), cur.min())), float(max(ref.max(), cur.max()))
     count = coarse or coarse_buckets(ref.size + cur.size)
-    with np.errstate(over="ignore"):
-        per_unit = count / (hi - lo) if hi > lo else math.inf
+    per_unit = count / (hi - lo) if hi > lo else math.inf  # hi - lo may be inf: 0 then
     if not (math.isfinite(per_unit) and per_unit > 0):
         return None
     with np.errstate(over="ignore", invalid="ignore"):
