@@ -1111,33 +1111,21 @@ def _run_in(
                 )
             )
         if workers == plan.workers[0]:
-            for endpoint, suffix, label in (
-                ("mlp-batched", "batched", "adaptive batching (max_batch_size 64)"),
-                ("mlp-unbatched", "unbatched", "batching off (max_batch_size 1)"),
+            for family, endpoint, suffix, label in (
+                ("mlp", "mlp-batched", "batched", "adaptive batching (max_batch_size 64)"),
+                ("mlp", "mlp-unbatched", "unbatched", "batching off (max_batch_size 1)"),
+                ("heavy", "heavy-direct", "direct", "default batching (max_batch_size 64)"),
+                ("heavy", "heavy-unbatched", "unbatched", "batching off (max_batch_size 1)"),
             ):
+                model = f"{heavy_name}, " if family == "heavy" else ""
                 targets.append(
                     Target(
-                        f"mlp.{w}.{suffix}",
-                        "mlp",
-                        f"mlgate --workers {workers}, {label}",
+                        f"{family}.{w}.{suffix}",
+                        family,
+                        f"mlgate --workers {workers}, {model}{label}",
                         server,
                         f"/v2/models/{endpoint}/infer",
-                        bodies["mlp"],
-                        "mlgate",
-                    )
-                )
-            for endpoint, suffix, label in (
-                ("heavy-direct", "direct", "default batching (max_batch_size 64)"),
-                ("heavy-unbatched", "unbatched", "batching off (max_batch_size 1)"),
-            ):
-                targets.append(
-                    Target(
-                        f"heavy.{w}.{suffix}",
-                        "heavy",
-                        f"mlgate --workers {workers}, {heavy_name}, {label}",
-                        server,
-                        f"/v2/models/{endpoint}/infer",
-                        bodies["heavy"],
+                        bodies[family],
                         "mlgate",
                     )
                 )
@@ -1522,11 +1510,10 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                     or (ratio is not None and ratio >= 0.9),
                 }
             )
-    for row_id, on, off in (
-        ("batching", ".batched", ".unbatched"),
-        ("batching.heavy", ".direct", ".unbatched"),
+    for row_id, family, on, off in (
+        ("batching", "mlp.", ".batched", ".unbatched"),
+        ("batching.heavy", "heavy.", ".direct", ".unbatched"),
     ):
-        family = "heavy." if row_id.endswith("heavy") else "mlp."
         batched = next(
             (s for k, s in summaries.items() if k.startswith(family) and k.endswith(on)), None
         )
