@@ -135,6 +135,37 @@ def test_a_full_batch_is_written_without_waiting_for_the_interval(workspace: Wor
     assert len(read_predictions(workspace.store, "iris")) == 4
 
 
+def test_a_full_batch_wakes_the_writer_for_whole_batches_only(workspace: Workspace) -> None:
+    """The tail waits for the next full batch or the interval: no trickle of tiny writes."""
+
+    async def main() -> None:
+        writer = PredictionLogWriter(workspace.store, batch_size=3, flush_interval_s=3600)
+        await writer.start()
+        for i in range(8):  # queued before the writer runs: two whole batches and two more
+            writer.record(_record(f"r{i}"))
+        await _until(lambda: writer.written == 6)
+        await asyncio.sleep(0.05)
+        assert writer.written == 6  # r6 and r7 are no batch yet, and the interval is an hour
+        writer.record(_record("r8"))  # completes a batch: written without the interval
+        await _until(lambda: writer.written == 9)
+        await writer.close()
+
+    asyncio.run(main())
+    rows = read_predictions(workspace.store, "iris")
+    assert [row["request_id"] for row in rows] == [f"r{i}" for i in range(9)]
+
+
+def test_the_interval_writes_a_part_batch(workspace: Workspace) -> None:
+    async def main() -> None:
+        writer = PredictionLogWriter(workspace.store, batch_size=100, flush_interval_s=0.02)
+        await writer.start()
+        writer.record(_record("r0"))
+        await _until(lambda: writer.written == 1)
+        await writer.close()
+
+    asyncio.run(main())
+
+
 def test_a_full_queue_drops_and_counts_without_blocking(workspace: Workspace) -> None:
     drops: list[int] = []
     writer = PredictionLogWriter(workspace.store, max_queue=2, on_drop=drops.append)

@@ -15,7 +15,6 @@ Feedback and reading the log back live in :mod:`mlgate.serving.feedback`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -80,7 +79,7 @@ class PredictionLogWriter:
         store: Store,
         *,
         max_queue: int = 10_000,
-        batch_size: int = 500,
+        batch_size: int = 2_000,
         flush_interval_s: float = 0.5,
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
@@ -147,10 +146,13 @@ class PredictionLogWriter:
         while not self._closing:
             # A full batch wakes a healthy writer early; a failing one waits out the interval.
             event = self._wake if healthy else self._stop
-            with contextlib.suppress(TimeoutError):
+            woken = True
+            try:
                 await asyncio.wait_for(event.wait(), self._flush_interval_s)
+            except TimeoutError:
+                woken = False
             self._wake.clear()
-            healthy = await self._flush_once()
+            healthy = await self._flush_once(whole_batches=woken and not self._closing)
         await self._drain()
 
     async def _drain(self) -> None:
@@ -158,14 +160,23 @@ class PredictionLogWriter:
         while self._queue or self._retry is not None:
             await self._flush_once()
 
-    async def _flush_once(self) -> bool:
-        """Write the parked batch, then queued ones, until empty or a write fails."""
+    async def _flush_once(self, *, whole_batches: bool = False) -> bool:
+        """Write the parked batch, then queued ones, until empty or a write fails.
+
+        Woken by a full batch, only whole batches go: draining the queue to the last record
+        each time wrote, under steady load, one full batch and then a tail of ever smaller
+        ones (140 records a transaction on average at 3,500 records/s), and the writer's
+        CPU per record, taken from the serving loop through the GIL, falls from about 30 us
+        at 140 records a transaction to 16-20 us at 2,000 (SQLite, one or two processes
+        writing one file). The rest rides in the next full batch or goes when the interval
+        ends, whichever comes first.
+        """
         if self._retry is not None:
             batch, self._retry = self._retry, None
             if not await self._write(batch, retrying=True):
                 self._drop(len(batch))
                 return False
-        while self._queue:
+        while self._queue and (not whole_batches or len(self._queue) >= self._batch_size):
             size = min(self._batch_size, len(self._queue))
             batch = [self._queue.popleft() for _ in range(size)]
             if not await self._write(batch, retrying=False):
