@@ -730,7 +730,7 @@ def test_rare_calls_a_little_over_budget_keep_a_model_inline_but_frequent_ones_d
 
     def fn(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         if (inputs["x"] == 7).any():
-            clock.now += 0.001  # 1 ms: over the 0.5 ms budget, as a GIL hand-off makes it
+            clock.now += 0.003  # 3 ms: over the 2 ms budget, as a GIL hand-off makes it
         return {"y": inputs["x"] * 2 + 1}
 
     async def scenario() -> None:
@@ -746,3 +746,31 @@ def test_rare_calls_a_little_over_budget_keep_a_model_inline_but_frequent_ones_d
             await batcher.close()
 
     run(scenario())
+
+
+def test_calls_slow_only_because_the_os_preempted_them_keep_a_model_inline() -> None:
+    clock = FakeClock()
+    usage = [0.0, 0]  # this thread's CPU seconds and preemptions, as the fake OS tells them
+
+    def fn(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        if (inputs["x"] == 7).any():
+            clock.now += 0.003  # 3 ms of wall time: over the 2 ms budget...
+            usage[0] += 0.0001  # ...of which the model ran 0.1 ms
+            usage[1] += 1  # and the OS preempted it
+        return {"y": inputs["x"] * 2 + 1}
+
+    async def scenario(thread_usage: Any) -> bool:
+        with ThreadPoolExecutor(2) as pool:
+            batcher = AdaptiveBatcher(
+                Model(fn), BatchingConfig(), pool, clock=clock, thread_usage=thread_usage
+            )
+            for i in range(40):
+                await batcher.submit(x(i % 5), FAR)
+            for _ in range(10):
+                await batcher.submit(x(7), FAR)
+            inline = batcher.runs_inline
+            await batcher.close()
+            return inline
+
+    assert run(scenario(lambda: (usage[0], usage[1])))
+    assert not run(scenario(None))  # judged by wall time alone, the model is slow

@@ -17,9 +17,18 @@ predicted (from the calls seen so far, at no more input elements than those) to 
 and a loop wake-up, more than a 20-feature logistic regression's whole call; the
 hop nearly halved throughput in bench/serving. A model that hangs from its first
 call never qualifies (a call must finish to be observed). Calls that ran over the
-budget in more than 1 % of the last 256, or one call over 40 budgets, send the model
+budget in more than 1 % of the last 256, or one call over 10 budgets, send the model
 back to the threads; a rare outlier does not, because another thread holding the
 GIL (the prediction-log writer) can stretch any call by a 5 ms switch interval.
+That stretch also made "back to the threads" a one-way door: timed on a thread, a
+call includes its waits for the GIL, so on a busy server a 0.1 ms model measured
+0.4 ms at the median and over budget 40 % of the time, and never ran inline again
+(bench/serving's router endpoint ran every call of its three versions on threads and
+lost a third of its throughput). So a model sent to the threads gets a second chance
+after 1,024 calls there if their median is within half the budget: timed inline
+again, it stays only if it really is fast. The default budget is 2 ms: 0.5 ms was
+overrun by a 20-feature logistic regression (scikit-learn's ``predict_proba`` alone is
+0.1 ms) whenever the server's two cores were also running the load generator.
 
 Deadlines are enforced here too, by one event-loop timer per request that fails
 its future when time runs out, whether it is still queued or its batch is
@@ -45,7 +54,7 @@ from mlgate.errors import (
     ModelFailedError,
     OverloadedError,
 )
-from mlgate.serving._inline import InlinePolicy
+from mlgate.serving._inline import InlinePolicy, ThreadUsage, cpu_if_preempted
 from mlgate.serving._model_call import Predict, Tensor, describe, model_failed, run_batch
 
 __all__ = ["AdaptiveBatcher", "BatchStats", "BatchingConfig", "Predict", "Tensor"]
@@ -75,7 +84,7 @@ class BatchingConfig:
     max_wait_s: float = 0.0
     max_queue: int = 1024
     max_concurrency: int = 1
-    inline_budget_s: float = 0.0005
+    inline_budget_s: float = 0.002
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue", "max_concurrency"):
@@ -129,11 +138,16 @@ class AdaptiveBatcher:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_batch: Callable[[BatchStats], None] | None = None,
+        thread_usage: Callable[[], ThreadUsage] | None = None,
     ) -> None:
+        """``thread_usage`` (:func:`mlgate.serving._inline.thread_usage` in a server) lets
+        an inline call preempted by the OS be judged by its CPU time (see
+        :meth:`~mlgate.serving._inline.InlinePolicy.observe`); without it, by ``clock``."""
         self._predict = predict
         self._config = config
         self._executor = executor
         self._clock = clock
+        self._thread_usage = thread_usage
         self._on_batch = on_batch
         self._queue: deque[_Request] = deque()
         self._queued_rows = 0
@@ -374,13 +388,17 @@ class AdaptiveBatcher:
         if self._inline.allows(size):
             done: asyncio.Future[list[dict[str, Tensor] | ModelFailedError]]
             done = loop.create_future()
+            usage = self._thread_usage() if self._thread_usage is not None else None
             try:
                 done.set_result(run_batch(self._predict, inputs, rows))
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # settled like a thread's failure, slot freed
                 done.set_exception(model_failed(exc))
-            self._finish(batch, started, max_wait, done)
+            cpu_s = None
+            if usage is not None and self._thread_usage is not None:
+                cpu_s = cpu_if_preempted(usage, self._thread_usage())
+            self._finish(batch, started, max_wait, done, cpu_s=cpu_s)
             return
         try:
             call = loop.run_in_executor(
@@ -401,7 +419,10 @@ class AdaptiveBatcher:
         started: float,
         max_wait: float,
         call: asyncio.Future[list[dict[str, Tensor] | ModelFailedError]],
+        *,
+        cpu_s: float | None = None,
     ) -> None:
+        """``cpu_s``: an inline call's CPU time if the OS preempted it."""
         self._running.discard(call)
         began = self._launched.pop(id(call), None)
         self._in_flight -= 1
@@ -411,7 +432,8 @@ class AdaptiveBatcher:
         # Inline or not is judged on the call alone: a threaded call's time as seen from
         # the loop includes the hop back, which under load is the loop's delay.
         own_s = began[1] - began[0] if began is not None and len(began) == 2 else compute_s
-        self._inline.observe(sum(a.size for r in batch for a in r.inputs.values()), own_s)
+        size = sum(a.size for r in batch for a in r.inputs.values())
+        self._inline.observe(size, own_s, cpu_s)
         if call.cancelled():
             _fail(batch, lambda: ModelFailedError("model call was cancelled"))
         elif (error := call.exception()) is not None:

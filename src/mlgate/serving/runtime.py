@@ -36,6 +36,7 @@ from mlgate.experiments.bandits import Policy
 from mlgate.experiments.canary import CanaryController
 from mlgate.registry.records import ModelVersion
 from mlgate.registry.signature import Signature
+from mlgate.serving._inline import thread_usage
 from mlgate.serving.auth import TokenCache, TokenStore
 from mlgate.serving.bandit_feed import BanditFeed
 from mlgate.serving.batcher import AdaptiveBatcher, BatchingConfig, BatchStats
@@ -392,7 +393,12 @@ class ServingState:
             runtime=None if choice is None else choice.to_json(),
             version=version,
             batcher=AdaptiveBatcher(
-                model.predict, batching, self.executor, clock=time.monotonic, on_batch=on_batch
+                model.predict,
+                batching,
+                self.executor,
+                clock=time.monotonic,
+                on_batch=on_batch,
+                thread_usage=thread_usage,
             ),
             breaker=CircuitBreaker(
                 failure_threshold=breaker.failure_threshold,

@@ -346,7 +346,7 @@ class BatchingSpec(_Spec):
     max_wait_ms: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     max_queue: int = Field(default=1024, ge=1)
     # Calls expected to finish within this run on the event loop, not a thread; 0: never.
-    inline_budget_ms: float = Field(default=0.5, ge=0.0, le=10.0, allow_inf_nan=False)
+    inline_budget_ms: float = Field(default=2.0, ge=0.0, le=10.0, allow_inf_nan=False)
 
 
 class LoggingSpec(_Spec):
