@@ -221,7 +221,9 @@ class DeadlineExceededError(ServingError):
 
     ``model_ran_s`` and ``model_had_s`` are set when the request's own model call had
     begun: how long it ran, and how much of the deadline was left when it began. The
-    circuit breaker needs them to tell a slow model from a busy server.
+    circuit breaker needs them to tell a slow model from a busy server. ``model_call``
+    numbers that call (per batcher): every request of one slow batch misses together,
+    and the breaker must count the call once, not once per request.
     """
 
     def __init__(
@@ -230,10 +232,12 @@ class DeadlineExceededError(ServingError):
         *,
         model_ran_s: float | None = None,
         model_had_s: float | None = None,
+        model_call: int | None = None,
     ) -> None:
         super().__init__(message)
         self.model_ran_s = model_ran_s
         self.model_had_s = model_had_s
+        self.model_call = model_call
 
 
 class ModelFailedError(ServingError):

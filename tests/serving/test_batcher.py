@@ -317,7 +317,9 @@ def test_expired_request_is_dropped_before_compute(executor: ThreadPoolExecutor)
         clock.now += 2.0
         model.gate.set()
         results = await settle(first, late, ok)
-        assert isinstance(results[1], DeadlineExceededError)
+        # It never reached the model, and no call is stuck ahead of it: shed, not timed out.
+        assert isinstance(results[1], OverloadedError) and results[1].reason == "deadline"
+        assert "in the queue" in str(results[1])
         assert not isinstance(results[2], BaseException)
         await batcher.close()
 
@@ -325,6 +327,39 @@ def test_expired_request_is_dropped_before_compute(executor: ThreadPoolExecutor)
     seen = np.concatenate([call["x"][:, 0] for call in model.calls])
     assert 42.0 not in seen and 41.0 not in seen
     assert model.rows == [1, 1]
+
+
+def test_a_request_left_with_less_time_than_a_call_takes_is_shed_before_compute(
+    executor: ThreadPoolExecutor,
+) -> None:
+    clock = FakeClock()
+
+    def fn(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        clock.now += 10.0  # every call takes 10 s of the batcher's clock (real: instant)
+        return {"y": inputs["x"] * 2 + 1}
+
+    model = Model(fn)
+
+    async def scenario() -> None:
+        batcher = make(model, executor, clock, inline_budget_s=0.0)
+        await batcher.submit(x(1), FAR)  # timed: a call takes 10 s
+        first = await busy(batcher, model)
+        late = asyncio.create_task(batcher.submit(x(2), clock.now + 100.0))
+        await until(lambda: batcher.queue_depth == 1)
+        clock.now += 85.0
+        model.gate.set()  # the held call ends 10 s later: `late` has 5 s left
+        results = await settle(first, late)
+        assert not isinstance(results[0], BaseException)
+        assert isinstance(results[1], OverloadedError) and results[1].reason == "deadline"
+        assert "less than a model call takes" in str(results[1])
+        # A model slower than a whole budget is still called: only so can it be timed,
+        # and its circuit breaker learn that it is slow.
+        out = await batcher.submit(x(3), clock.now + 5.0)
+        assert out["y"].tolist() == [[7.0]]
+        await batcher.close()
+
+    run(scenario())
+    assert [call["x"][0, 0] for call in model.calls] == [1.0, -1.0, 3.0]
 
 
 def test_a_request_whose_batch_runs_past_its_deadline_fails_and_the_model_call_finishes(
@@ -355,7 +390,8 @@ def test_a_queued_request_fails_at_its_deadline_even_while_the_model_hangs(
     async def scenario() -> None:
         batcher = make(model, executor, clock)
         first = await busy(batcher, model)
-        with pytest.raises(DeadlineExceededError, match="in the queue"):
+        # Behind a call that has run its whole budget, the model is the problem: 504.
+        with pytest.raises(DeadlineExceededError, match="in the queue behind a model call"):
             await batcher.submit(x(42), clock.now + 0.02)
         model.gate.set()
         assert (await first)["y"].tolist() == [[-1.0]]

@@ -115,5 +115,30 @@ def test_a_deadline_missed_by_a_call_of_its_usual_length_is_load_not_sickness(
     asyncio.run(scenario())
 
 
-def late(ran_s: float, had_s: float) -> DeadlineExceededError:
-    return DeadlineExceededError("deadline", model_ran_s=ran_s, model_had_s=had_s)
+def late(ran_s: float, had_s: float, call: int | None = None) -> DeadlineExceededError:
+    return DeadlineExceededError("deadline", model_ran_s=ran_s, model_had_s=had_s, model_call=call)
+
+
+def test_the_requests_of_one_slow_call_count_against_the_circuit_once(
+    workspace: Workspace,
+) -> None:
+    """A 64-row batch that ran long is one failure, not 64: one slow call opens nothing."""
+    register(workspace, "batched", linear_classifier(W, B), champion=True)
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2) as executor:
+            state = ServingState(workspace, executor, poll_interval_s=60)
+            await state.start()
+            runner = state.snapshot.endpoint("batched").primary
+            for _ in range(5):
+                await runner.predict({"x": ROW}, float("inf"), 1.0)
+            slow = max(0.045, 3 * runner.batcher.service_time_s)
+            for _ in range(64):  # every request of call 7 missed its deadline
+                runner.record(late(ran_s=slow, had_s=0.050, call=7), timeout_s=0.050)
+            assert runner.breaker.state == "closed"
+            for call in range(8, 12):  # four more slow calls: five in a row
+                runner.record(late(ran_s=slow, had_s=0.050, call=call), timeout_s=0.050)
+            assert runner.breaker.state == "open"
+            await state.close()
+
+    asyncio.run(scenario())

@@ -76,3 +76,46 @@ def test_a_target_of_zero_turns_the_limit_off(
     server.deploy({"name": "slow", "batching": {"max_batch_size": 1}, "timeout_ms": 60_000})
     statuses = Counter(r.status_code for r in _hammer(server))
     assert statuses == {200: CLIENTS * PER_CLIENT}
+
+
+def test_a_request_whose_time_runs_short_in_the_queue_is_shed_with_503_not_504(
+    serve: Callable[..., Server], workspace: Workspace
+) -> None:
+    """Queued behind calls of the usual length, it never reached the model: load, not sickness.
+
+    Four concurrent requests to a fresh 100 ms model, unbatched, with a 250 ms deadline. The
+    batcher has timed nothing when they arrive, so admission cannot foresee the wait and
+    takes all four. The first runs; the second, launched with 150 ms left, runs too; the
+    last two come up with about 50 ms left, less than a call takes: run, they would time
+    out (504) and take compute from requests that can still make it, so they are shed.
+    """
+    data, trusted = gated_classifier(delay_s=0.1)
+    register(workspace, "queued", data, trusted_types=trusted, champion=True)
+    server = serve(target_latency_ms=0.0)  # the door limit off: the batcher alone decides
+    server.deploy(
+        {
+            "name": "queued",
+            "batching": {"max_batch_size": 1},
+            "timeout_ms": 250,
+            "circuit_breaker": {"failure_threshold": 1, "reset_timeout_s": 60},
+        }
+    )
+    body = infer_body(ROW, input_name="input", datatype="FP64")
+
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            return http.post("/v2/models/queued/infer", json=body)
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(one, range(4)))
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {200, 503} and statuses[503] >= 1, statuses
+    shed = next(r for r in responses if r.status_code == 503)
+    assert_error(shed, 503, "in the queue", "overloaded", "Retry-After")
+    assert shed.headers["retry-after"] == "1"
+    metrics = server.metrics()
+    counted = metrics[("mlgate_shed_total", (("endpoint", "queued"), ("reason", "deadline")))]
+    assert counted == statuses[503]
+    # A breaker that opens on one failure is still closed: shedding is not the model's fault.
+    again = server.infer("queued", ROW, input_name="input", datatype="FP64")
+    assert again.status_code == 200, again.text

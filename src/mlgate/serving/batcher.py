@@ -53,6 +53,7 @@ from mlgate.errors import (
     DeadlineExceededError,
     ModelFailedError,
     OverloadedError,
+    ServingError,
 )
 from mlgate.serving._inline import InlinePolicy, ThreadUsage, cpu_if_preempted
 from mlgate.serving._model_call import Predict, Tensor, describe, model_failed, run_batch
@@ -118,6 +119,7 @@ class _Request:
     timer: asyncio.TimerHandle | None = None
     launched_at: float = 0.0  # when its batch went to the model; 0 while queued
     began: list[float] | None = None  # its call's start in a worker thread (monotonic), once begun
+    call: int = 0  # which of the batcher's model calls it rides in; 0 while queued
 
 
 class AdaptiveBatcher:
@@ -163,6 +165,7 @@ class AdaptiveBatcher:
         self._rows_per_s: float | None = None  # per runtime slot
         self._latency_s: float | None = None
         self._inline = InlinePolicy(config.inline_budget_s)
+        self._calls = 0  # model calls launched so far
 
     @property
     def queue_depth(self) -> int:
@@ -260,19 +263,18 @@ class AdaptiveBatcher:
             began = request.began[0]
             ran_s = time.monotonic() - began
             had_s = request.deadline - (now - ran_s)
-        if request.launched_at:
-            message = (
-                f"model did not answer within the {budget_ms:.0f} ms left for it: its batch "
-                f"had run {(now - request.launched_at) * 1000:.0f} ms; retry with a longer "
-                "deadline or check the model's latency"
-            )
-        else:
-            message = (
-                f"request deadline passed after {(now - request.enqueued_at) * 1000:.0f} ms "
-                "in the queue, before its batch could run; retry with a longer deadline"
-            )
-        error = DeadlineExceededError(message, model_ran_s=ran_s, model_had_s=had_s)
-        # Still queued: it stays there, done, and the collector skips it.
+        if not request.launched_at:
+            # Still queued: it stays there, done, and the collector skips it.
+            request.future.set_exception(self._shed_in_queue(request, now, expired=True))
+            return
+        message = (
+            f"model did not answer within the {budget_ms:.0f} ms left for it: its batch "
+            f"had run {(now - request.launched_at) * 1000:.0f} ms; retry with a longer "
+            "deadline or check the model's latency"
+        )
+        error = DeadlineExceededError(
+            message, model_ran_s=ran_s, model_had_s=had_s, model_call=request.call
+        )
         request.future.set_exception(error)
 
     async def close(self) -> None:
@@ -357,30 +359,76 @@ class AdaptiveBatcher:
         self._queue = deque(r for r in self._queue if not self._settle_dead(r, now))
 
     def _settle_dead(self, request: _Request, now: float) -> bool:
-        """Whether ``request`` (already out of the queue) is cancelled or expired."""
-        if not request.future.done() and request.deadline > now:
+        """Whether ``request`` (already out of the queue) is cancelled, expired or too late.
+
+        Too late: it has less time left than a model call takes, though its whole budget
+        would have been enough. Run, it would time out with 504 after taking compute from
+        requests that can still make it (at twice capacity with a 50 ms deadline, tens of
+        such requests per run did); shed now, it is a 503 that costs nothing. A model slower
+        than the whole budget is still called, or its circuit breaker could never learn so.
+        """
+        alive = not request.future.done() and request.deadline > now
+        if alive and not self._too_late(request, now):
             return False
         self._queued_rows -= request.rows
         _disarm(request)
         if not request.future.done():
-            waited_ms = (now - request.enqueued_at) * 1000
-            request.future.set_exception(
-                DeadlineExceededError(
-                    f"request deadline passed after {waited_ms:.0f} ms in the queue, "
-                    "before its batch could run; retry with a longer deadline"
-                )
-            )
+            expired = request.deadline <= now
+            request.future.set_exception(self._shed_in_queue(request, now, expired=expired))
         return True
+
+    def _too_late(self, request: _Request, now: float) -> bool:
+        call_s = self._latency_s
+        if call_s is None:
+            return False
+        return request.deadline - request.enqueued_at >= call_s > request.deadline - now
+
+    def _shed_in_queue(self, request: _Request, now: float, *, expired: bool) -> ServingError:
+        """The error of a request shed before its batch could run (too late or expired).
+
+        Behind a model call that has itself run the request's whole budget, the model is
+        the problem: 504, and the circuit breaker counts it (a hang that requests queue
+        behind). Otherwise the request waited its turn on a busy server: it never reached
+        the model and says nothing about it, so it is shed with 503 and Retry-After, as
+        admission would have shed it had it known the wait.
+        """
+        waited_ms = (now - request.enqueued_at) * 1000
+        if not expired:
+            return OverloadedError(
+                f"request waited {waited_ms:.0f} ms in the queue and has "
+                f"{(request.deadline - now) * 1000:.0f} ms left, less than a model call takes "
+                f"(about {(self._latency_s or 0.0) * 1000:.0f} ms): the server is overloaded; "
+                "retry after the Retry-After interval, with a longer deadline, or on another "
+                "replica",
+                retry_after_s=1.0,
+                reason="deadline",
+            )
+        running_s = self.longest_running_s
+        if running_s > 0 and running_s >= request.deadline - request.enqueued_at:
+            return DeadlineExceededError(
+                f"request deadline passed after {waited_ms:.0f} ms in the queue behind a "
+                f"model call that has run {running_s * 1000:.0f} ms; retry with a longer "
+                "deadline or check the model's latency"
+            )
+        return OverloadedError(
+            f"request deadline passed after {waited_ms:.0f} ms in the queue, before its "
+            "batch could run: the server is overloaded; retry after the Retry-After "
+            "interval, with a longer deadline, or on another replica",
+            retry_after_s=1.0,
+            reason="deadline",
+        )
 
     def _launch(self, batch: list[_Request]) -> None:
         """Start one model call; ``_finish`` settles its waiters and frees the slot."""
         started = self._clock()
         max_wait = max(started - request.enqueued_at for request in batch)
         self._in_flight += 1
+        self._calls += 1
         began: list[float] = []  # the worker appends when it starts: queued time is not the model's
         for request in batch:
             request.launched_at = started
             request.began = began
+            request.call = self._calls
         loop = asyncio.get_running_loop()
         inputs = [request.inputs for request in batch]
         rows = [request.rows for request in batch]

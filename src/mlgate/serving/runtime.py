@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 BatchObserver = Callable[[str, int, BatchStats], None]
 T = TypeVar("T")
+_CALLS_REMEMBERED = 16
 # A runner is shared by every endpoint that serves its version with the same settings.
 RunnerKey = tuple[str, int, BatchingConfig, tuple[int, float]]
 
@@ -66,6 +68,10 @@ class VersionRunner:
     breaker: CircuitBreaker
     # Where the model runs (an ONNX model's execution provider and why); None for others.
     runtime: dict[str, Any] | None = None
+    # Model calls whose deadline misses the breaker has already counted (recent ones).
+    _counted_calls: deque[int] = field(
+        default_factory=lambda: deque(maxlen=_CALLS_REMEMBERED), init=False, repr=False
+    )
 
     @property
     def signature(self) -> Signature:
@@ -111,10 +117,14 @@ class VersionRunner:
         whose batches take 30 ms under load opened its circuit at twice capacity and
         refused 56,000 requests as circuit_open while the model was fine. A request whose
         time ran out in the queue, or whose call began late because the server was busy,
-        says nothing about the model; opening the circuit then would turn load into an
+        says nothing about the model (one that expired in the queue on a busy server is
+        shed with OverloadedError); opening the circuit then would turn load into an
         outage (measured: 174,000 requests refused as circuit_open at twice capacity
-        when the remaining budget was the yardstick). Outcomes that prove nothing give
-        a half-open breaker's probe back.
+        when the remaining budget was the yardstick). A slow call counts once however
+        many requests rode in it: counted per request, one 64-row batch that ran long
+        was up to 64 consecutive failures, past any threshold (bench/serving's overload
+        run at twice capacity saw a healthy model's breaker refuse 42,000 requests).
+        Outcomes that prove nothing give a half-open breaker's probe back.
         """
         if error is None:
             self.breaker.record_success()
@@ -124,7 +134,13 @@ class VersionRunner:
             self._ran_unusually_long(error, timeout_s)
             or self.batcher.longest_running_s >= timeout_s
         ):
-            self.breaker.record_failure()
+            call = error.model_call
+            if call is None or call not in self._counted_calls:
+                self.breaker.record_failure()
+                if call is not None:
+                    self._counted_calls.append(call)
+            else:  # another request of a slow call already counted: one call, one failure
+                self.breaker.abandon_probe()
         else:
             self.breaker.abandon_probe()
 
