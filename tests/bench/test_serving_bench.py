@@ -13,7 +13,15 @@ import json
 from pathlib import Path
 
 import pytest
-from bench.serving import MARK_END, MARK_START, main, summarise_profile, write_section
+from bench.serving import (
+    MARK_END,
+    MARK_START,
+    OWN_OK,
+    OWN_OK_50MS,
+    main,
+    summarise_profile,
+    write_section,
+)
 
 SMALLEST = [
     "--client",
@@ -100,6 +108,9 @@ def test_smallest_run_reports_every_row_and_correct_answers(tmp_path: Path) -> N
         assert set(overload["statuses"]) <= {"200", "503", "504"}
         assert overload["bad_bodies"] == 0
         assert overload["rss"]["samples"] > 0
+        own = overload["refusals"]  # mlgate's /metrics: every 200 it sent, counted by it too
+        assert own.get(OWN_OK, 0.0) >= overload["statuses"].get("200", 0)
+        assert 0.0 <= own.get(OWN_OK_50MS, 0.0) <= own.get(OWN_OK, 0.0)
 
     text = markdown.read_text(encoding="utf-8")
     assert text.startswith("# Benchmarks\n\nOther sections stay.\n")
