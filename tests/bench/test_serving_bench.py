@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bench.serving import (
@@ -18,7 +19,9 @@ from bench.serving import (
     MARK_START,
     OWN_OK,
     OWN_OK_50MS,
+    _summarise,
     main,
+    pooled,
     summarise_profile,
     write_section,
 )
@@ -90,6 +93,8 @@ def test_smallest_run_reports_every_row_and_correct_answers(tmp_path: Path) -> N
     }
     # Under load every request was answered 200 with a body holding outputs.
     for key, entry in results["targets"].items():
+        # The fixed rate ran in rounds at different times; their samples pooled, not kept.
+        assert entry["fixed"]["rounds"] == 2 and "_samples" not in entry["fixed"], key
         runs = [*entry["sweep"].values(), entry["fixed"]]
         for run in runs:
             assert run["requests"] > 0, key
@@ -153,3 +158,27 @@ def test_profile_summary_counts_the_event_loop_and_drops_idle_workers() -> None:
     assert dict(summary["inclusive_mlgate_other_threads"]) == {
         "_insert (mlgate/serving/predlog.py:2)": 4
     }
+
+
+def test_fixed_rate_rounds_pool_their_samples_and_sum_their_counts() -> None:
+    def round_(latencies: list[float], cpu_s: float) -> dict[str, Any]:
+        samples = [(200, lat) for lat in latencies]
+        run = _summarise(samples, 10.0, {"socket_errors": 0, "latency_from": "x"}, keep=True)
+        measured = {"connections": 32, "offered_rps": 250.0, "rss_bytes": 1}
+        return run | measured | {"server_cpu_s": cpu_s}
+
+    quiet = round_([0.001] * 99, 0.1)
+    busy = round_([0.001] * 90 + [0.050] * 9, 0.3)
+    result = pooled([quiet, busy])
+    assert result["requests"] == 198 and result["rounds"] == 2
+    assert result["statuses"] == {"200": 198}
+    # 9 slow of 198 is 4.5 %: the pooled p99 is slow, the quiet round's alone was not.
+    assert quiet["p99_s"] == 0.001 and result["p99_s"] == 0.050
+    assert result["cpu_per_request_s"] == 0.4 / 198
+    assert "_samples" not in result
+
+
+def test_a_failed_round_is_reported_as_the_fixed_result() -> None:
+    ok = _summarise([(200, 0.001)], 1.0, {"latency_from": "x"}, keep=True)
+    failed = {"error": "wrk failed (1): boom"}
+    assert pooled([ok, failed]) == failed
