@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from mlgate.errors import DeadlineExceededError
-from mlgate.serving.runtime import ServingState
+from mlgate.serving.runtime import ServingState, VersionRunner
 from mlgate.workspace import Workspace
 from tests.models import gate, gated_classifier, linear_classifier, register
 
@@ -87,21 +89,31 @@ def test_only_a_model_call_that_ran_the_whole_budget_counts_against_the_circuit(
     asyncio.run(scenario())
 
 
+@contextlib.asynccontextmanager
+async def _timed_runner(workspace: Workspace, name: str) -> AsyncIterator[VersionRunner]:
+    """A served linear model's runner, its usual call time learned from five real calls."""
+    register(workspace, name, linear_classifier(W, B), champion=True)
+    with ThreadPoolExecutor(2) as executor:
+        state = ServingState(workspace, executor, poll_interval_s=60)
+        await state.start()
+        try:
+            runner = state.snapshot.endpoint(name).primary
+            for _ in range(5):
+                await runner.predict({"x": ROW}, float("inf"), 1.0)
+            assert runner.batcher.service_time_s > 0
+            yield runner
+        finally:
+            await state.close()
+
+
 def test_a_deadline_missed_by_a_call_of_its_usual_length_is_load_not_sickness(
     workspace: Workspace,
 ) -> None:
     """A call that began with most of its budget and ran its usual time is not counted."""
-    register(workspace, "steady", linear_classifier(W, B), champion=True)
 
     async def scenario() -> None:
-        with ThreadPoolExecutor(2) as executor:
-            state = ServingState(workspace, executor, poll_interval_s=60)
-            await state.start()
-            runner = state.snapshot.endpoint("steady").primary
-            for _ in range(5):  # the model's usual call time, learned from real calls
-                await runner.predict({"x": ROW}, float("inf"), 1.0)
+        async with _timed_runner(workspace, "steady") as runner:
             usual = runner.batcher.service_time_s
-            assert usual > 0
             # Began with 40 of 50 ms and missed after running its usual time: load.
             for _ in range(10):
                 runner.record(late(ran_s=usual, had_s=0.040), timeout_s=0.050)
@@ -110,7 +122,6 @@ def test_a_deadline_missed_by_a_call_of_its_usual_length_is_load_not_sickness(
             for _ in range(5):
                 runner.record(late(ran_s=max(0.045, 3 * usual), had_s=0.050), timeout_s=0.050)
             assert runner.breaker.state == "open"
-            await state.close()
 
     asyncio.run(scenario())
 
@@ -123,15 +134,9 @@ def test_the_requests_of_one_slow_call_count_against_the_circuit_once(
     workspace: Workspace,
 ) -> None:
     """A 64-row batch that ran long is one failure, not 64: one slow call opens nothing."""
-    register(workspace, "batched", linear_classifier(W, B), champion=True)
 
     async def scenario() -> None:
-        with ThreadPoolExecutor(2) as executor:
-            state = ServingState(workspace, executor, poll_interval_s=60)
-            await state.start()
-            runner = state.snapshot.endpoint("batched").primary
-            for _ in range(5):
-                await runner.predict({"x": ROW}, float("inf"), 1.0)
+        async with _timed_runner(workspace, "batched") as runner:
             slow = max(0.045, 3 * runner.batcher.service_time_s)
             for _ in range(64):  # every request of call 7 missed its deadline
                 runner.record(late(ran_s=slow, had_s=0.050, call=7), timeout_s=0.050)
@@ -139,6 +144,5 @@ def test_the_requests_of_one_slow_call_count_against_the_circuit_once(
             for call in range(8, 12):  # four more slow calls: five in a row
                 runner.record(late(ran_s=slow, had_s=0.050, call=call), timeout_s=0.050)
             assert runner.breaker.state == "open"
-            await state.close()
 
     asyncio.run(scenario())

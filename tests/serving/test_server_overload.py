@@ -27,15 +27,17 @@ CLIENTS = 16
 PER_CLIENT = 8
 
 
-def _hammer(server: Server) -> list[httpx.Response]:
+def _hammer(
+    server: Server, model: str = "slow", clients: int = CLIENTS, per_client: int = PER_CLIENT
+) -> list[httpx.Response]:
     body = infer_body(ROW, input_name="input", datatype="FP64")
 
     def client(_: int) -> list[httpx.Response]:
         with httpx.Client(base_url=server.url, timeout=60) as http:
-            return [http.post("/v2/models/slow/infer", json=body) for _ in range(PER_CLIENT)]
+            return [http.post(f"/v2/models/{model}/infer", json=body) for _ in range(per_client)]
 
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        return [r for batch in pool.map(client, range(CLIENTS)) for r in batch]
+    with ThreadPoolExecutor(clients) as pool:
+        return [r for batch in pool.map(client, range(clients)) for r in batch]
 
 
 def test_an_endpoint_past_its_limit_refuses_at_once_and_recovers(
@@ -100,14 +102,7 @@ def test_a_request_whose_time_runs_short_in_the_queue_is_shed_with_503_not_504(
             "circuit_breaker": {"failure_threshold": 1, "reset_timeout_s": 60},
         }
     )
-    body = infer_body(ROW, input_name="input", datatype="FP64")
-
-    def one(_: int) -> httpx.Response:
-        with httpx.Client(base_url=server.url, timeout=60) as http:
-            return http.post("/v2/models/queued/infer", json=body)
-
-    with ThreadPoolExecutor(4) as pool:
-        responses = list(pool.map(one, range(4)))
+    responses = _hammer(server, "queued", clients=4, per_client=1)
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {200, 503} and statuses[503] >= 1, statuses
     shed = next(r for r in responses if r.status_code == 503)
