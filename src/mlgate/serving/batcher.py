@@ -436,7 +436,8 @@ class AdaptiveBatcher:
         if self._inline.allows(size):
             done: asyncio.Future[list[dict[str, Tensor] | ModelFailedError]]
             done = loop.create_future()
-            usage = self._thread_usage() if self._thread_usage is not None else None
+            probe = self._thread_usage
+            before = probe() if probe is not None else None
             try:
                 done.set_result(run_batch(self._predict, inputs, rows))
             except (KeyboardInterrupt, SystemExit):
@@ -444,8 +445,8 @@ class AdaptiveBatcher:
             except BaseException as exc:  # settled like a thread's failure, slot freed
                 done.set_exception(model_failed(exc))
             cpu_s = None
-            if usage is not None and self._thread_usage is not None:
-                cpu_s = cpu_if_preempted(usage, self._thread_usage())
+            if probe is not None and before is not None:
+                cpu_s = cpu_if_preempted(before, probe())
             self._finish(batch, started, max_wait, done, cpu_s=cpu_s)
             return
         try:
